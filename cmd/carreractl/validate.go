@@ -1,0 +1,54 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/ddmq-go/carrera/internal/config"
+)
+
+// validateNode checks data the way the proxies will read it: /topic/<t> and
+// /pproxy/<ip:port> nodes with the config package's parsers (which apply
+// defaults and validate), plus the rule that the node name equals the name
+// inside the JSON. Other JSON-carrying nodes (/group, /cproxy, /broker) must
+// at least be JSON objects; anything else is written as given.
+func validateNode(p string, data []byte) error {
+	dir, name, nested := splitNodePath(p)
+	if nested {
+		return nil
+	}
+	switch dir {
+	case "/topic":
+		tc, err := config.ParseTopicConfig(data)
+		if err != nil {
+			return fmt.Errorf("invalid TopicConfig: %w", err)
+		}
+		if tc.Topic != name {
+			return fmt.Errorf("topic %q in the JSON differs from the node name %q", tc.Topic, name)
+		}
+	case "/pproxy":
+		pc, err := config.ParsePProxyConfig(data)
+		if err != nil {
+			return fmt.Errorf("invalid PProxyConfig: %w", err)
+		}
+		if pc.Instance != name {
+			return fmt.Errorf("instance %q in the JSON differs from the node name %q", pc.Instance, name)
+		}
+	case "/group", "/cproxy", "/broker":
+		if _, err := parseObject(data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// splitNodePath splits "/topic/x" into ("/topic", "x"). nested is true for
+// paths that are not exactly one level below a top-level node.
+func splitNodePath(p string) (dir, name string, nested bool) {
+	parts := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	if len(parts) != 2 {
+		return "", "", true
+	}
+	return "/" + parts[0], parts[1], false
+}
+

@@ -1,0 +1,55 @@
+// Command pproxy is the DDMQ-compatible producer proxy: a Thrift
+// ProducerService that forwards messages to Kafka (and, later, RocketMQ)
+// with its configuration in ZooKeeper.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+
+	"go.uber.org/zap"
+
+	"github.com/ddmq-go/carrera/internal/config"
+	"github.com/ddmq-go/carrera/internal/daemon"
+	"github.com/ddmq-go/carrera/internal/logx"
+	"github.com/ddmq-go/carrera/internal/pproxy"
+)
+
+var version = "dev"
+
+func main() {
+	conf := flag.String("conf", "conf/carrera.yaml", "bootstrap configuration file (carrera.yaml)")
+	showVersion := flag.Bool("version", false, "print the version and exit")
+	flag.Parse()
+	if *showVersion {
+		fmt.Println("pproxy", version)
+		return
+	}
+	if err := run(*conf); err != nil {
+		fmt.Fprintln(os.Stderr, "pproxy:", err)
+		os.Exit(1)
+	}
+}
+
+func run(conf string) error {
+	boot, err := config.LoadBootstrap(conf)
+	if err != nil {
+		return err
+	}
+	log, _, err := logx.New(boot.LogLevel, boot.LogDir, "pproxy")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	log.Info("starting pproxy", zap.String("version", version), zap.String("conf", conf))
+	ctx, stop := daemon.SignalContext(context.Background())
+	defer stop()
+	if err := pproxy.Run(ctx, pproxy.Options{Bootstrap: boot, Logger: log}); err != nil {
+		log.Error("pproxy failed", zap.Error(err))
+		return err
+	}
+	log.Info("pproxy stopped")
+	return nil
+}

@@ -1,0 +1,419 @@
+package zkconf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/ddmq-go/carrera/internal/config"
+)
+
+// Node path prefixes inside the chroot (zookeeper-layout.md §2).
+const (
+	PProxyPathPrefix = "/pproxy/"
+	TopicPathPrefix  = "/topic/"
+)
+
+// Reload failure reasons, the values of the "reason" label of
+// carrera_config_reload_failures_total.
+const (
+	ReasonInvalidNode     = "invalid_node"     // /pproxy/<I> does not parse or validate
+	ReasonInvalidTopic    = "invalid_topic"    // a /topic/<t> does not parse or validate
+	ReasonInvalidSnapshot = "invalid_snapshot" // the assembled snapshot is rejected
+)
+
+// PProxySourceConfig configures a PProxySource.
+type PProxySourceConfig struct {
+	// Watcher holds the ZooKeeper and cache settings (see
+	// WatcherConfigFromBootstrap). Its Logger defaults to Logger.
+	Watcher Config
+	// Instance is the pproxy's instance name "<host>:<port>"
+	// (config.Bootstrap.InstanceName).
+	Instance string
+	// Static are the bootstrap file's static topics (lowest priority).
+	Static []*config.TopicConfig
+	// Logger; nil = no logging.
+	Logger *zap.Logger
+	// Registerer receives the metrics; nil = not registered. Registering
+	// on a registry that already has them reuses the existing collectors.
+	Registerer prometheus.Registerer
+}
+
+// PProxySource is the pproxy's configuration: /pproxy/<instance> plus the
+// /topic/<t> node of every white-listed or static topic, assembled into an
+// immutable config.PProxySnapshot (zookeeper-layout.md §4.5, §7.1).
+//
+// On every change it rebuilds a complete snapshot, swaps it atomically and
+// calls the subscribers with the old and new snapshot. Invalid data is
+// logged (warn) and counted in carrera_config_reload_failures_total{reason}
+// and the previous snapshot stays; a deleted node is only logged. When the
+// white list changes, topic watches are added and removed.
+type PProxySource struct {
+	instance string
+	nodePath string
+	static   []*config.TopicConfig
+	log      *zap.Logger
+	w        *Watcher
+	metrics  *sourceMetrics
+
+	cur atomic.Pointer[config.PProxySnapshot]
+
+	subMu  sync.Mutex
+	subs   map[int]func(old, new *config.PProxySnapshot)
+	nextID int
+
+	started atomic.Bool
+
+	// Owned by Start, then by the watcher loop (the Handler).
+	node    *config.PProxyConfig
+	topics  map[string]*config.TopicConfig // valid ZooKeeper topics by node name
+	watched map[string]bool                // topic names with a watch
+}
+
+// NewPProxySource validates cfg and returns a source; it starts nothing.
+func NewPProxySource(cfg PProxySourceConfig) (*PProxySource, error) {
+	if cfg.Instance == "" {
+		return nil, errors.New("zkconf: empty pproxy instance name")
+	}
+	if err := validPath(PProxyPathPrefix + cfg.Instance); err != nil {
+		return nil, fmt.Errorf("zkconf: instance name %q: %w", cfg.Instance, err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.Watcher.Logger == nil {
+		cfg.Watcher.Logger = cfg.Logger
+	}
+	metrics, err := newSourceMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	s := &PProxySource{
+		instance: cfg.Instance,
+		nodePath: PProxyPathPrefix + cfg.Instance,
+		static:   cfg.Static,
+		log:      cfg.Logger,
+		metrics:  metrics,
+		subs:     map[int]func(old, new *config.PProxySnapshot){},
+		topics:   map[string]*config.TopicConfig{},
+		watched:  map[string]bool{},
+	}
+	s.w, err = NewWatcher(cfg.Watcher, s.onEvent)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Start connects (waiting at most the watcher's StartTimeout for a
+// session), reads /pproxy/<instance> — from ZooKeeper, or from the cache
+// when ZooKeeper is unreachable — and the topics, builds the first snapshot
+// and sets the watches. The node must exist and be valid, else Start
+// returns an error (and has released everything). Subscribers are not
+// called for the first snapshot. Call Close in every case.
+func (s *PProxySource) Start(ctx context.Context) (err error) {
+	if !s.started.CompareAndSwap(false, true) {
+		return errors.New("zkconf: pproxy source already started")
+	}
+	defer func() {
+		if err != nil {
+			_ = s.w.Close()
+		}
+	}()
+	if err := s.w.Start(ctx); err != nil {
+		return err
+	}
+	ev, err := s.w.Read(s.nodePath)
+	if err != nil {
+		return fmt.Errorf("zkconf: cannot read the pproxy node: %w", err)
+	}
+	if !ev.Exists {
+		return fmt.Errorf("zkconf: pproxy node %s%s does not exist", s.w.Chroot(), s.nodePath)
+	}
+	if ev.FromCache {
+		s.log.Warn("starting from cached config", zap.String("path", ev.Path), zap.Int32("version", ev.Version))
+	}
+	node, err := config.ParsePProxyConfig(ev.Data)
+	if err != nil {
+		return fmt.Errorf("zkconf: pproxy node %s%s: %w", s.w.Chroot(), s.nodePath, err)
+	}
+	s.checkNode(node)
+
+	names := config.WatchTopicNames(node, s.static)
+	topics := map[string]*config.TopicConfig{}
+	for _, name := range names {
+		if tc := s.readTopic(name); tc != nil {
+			topics[name] = tc
+		}
+	}
+	snap, err := config.BuildPProxySnapshot(s.instance, node, topics, s.static)
+	if err != nil {
+		return fmt.Errorf("zkconf: %w", err)
+	}
+	s.node, s.topics = node, topics
+	s.cur.Store(snap)
+	s.log.Info("pproxy configuration loaded", zap.String("instance", s.instance),
+		zap.Int32("version", ev.Version), zap.Bool("fromCache", ev.FromCache),
+		zap.Int("servedTopics", len(snap.Topics)), zap.Int("watchedTopics", len(names)))
+
+	// Watches last: the handler may run as soon as one is set.
+	if err := s.w.Watch(s.nodePath); err != nil {
+		return err
+	}
+	for _, name := range names {
+		s.watchTopic(name)
+	}
+	return nil
+}
+
+// Current returns the snapshot in force; nil before a successful Start.
+// Safe for concurrent use; the snapshot must not be modified.
+func (s *PProxySource) Current() *config.PProxySnapshot {
+	return s.cur.Load()
+}
+
+// Connected reports whether the source has a ZooKeeper session.
+func (s *PProxySource) Connected() bool { return s.w.Connected() }
+
+// Subscribe registers fn to be called after every snapshot swap with the
+// previous and the new snapshot. Calls are serial, on the watcher
+// goroutine; fn must not block for long and must not call Close. The
+// returned function unsubscribes.
+func (s *PProxySource) Subscribe(fn func(old, new *config.PProxySnapshot)) (unsubscribe func()) {
+	s.subMu.Lock()
+	id := s.nextID
+	s.nextID++
+	s.subs[id] = fn
+	s.subMu.Unlock()
+	return func() {
+		s.subMu.Lock()
+		delete(s.subs, id)
+		s.subMu.Unlock()
+	}
+}
+
+// Close stops watching and closes the ZooKeeper connection, waiting for
+// the watcher goroutines. Idempotent. The last snapshot stays readable.
+func (s *PProxySource) Close() error {
+	return s.w.Close()
+}
+
+// onEvent is the watcher Handler.
+func (s *PProxySource) onEvent(ev Event) {
+	switch {
+	case ev.Path == s.nodePath:
+		s.onNode(ev)
+	case strings.HasPrefix(ev.Path, TopicPathPrefix):
+		s.onTopic(strings.TrimPrefix(ev.Path, TopicPathPrefix), ev)
+	}
+}
+
+func (s *PProxySource) onNode(ev Event) {
+	if !ev.Exists {
+		s.log.Warn("pproxy node deleted or missing; keeping the last configuration", zap.String("path", ev.Path))
+		return
+	}
+	node, err := config.ParsePProxyConfig(ev.Data)
+	if err != nil {
+		s.fail(ReasonInvalidNode, ev, err)
+		return
+	}
+	s.checkNode(node)
+
+	// White-list diff: read the added topics now so that the new snapshot
+	// is complete; watches change only if the snapshot is accepted.
+	names := config.WatchTopicNames(node, s.static)
+	want := make(map[string]bool, len(names))
+	topics := make(map[string]*config.TopicConfig, len(names))
+	var added []string
+	for _, name := range names {
+		want[name] = true
+		if s.watched[name] {
+			if tc := s.topics[name]; tc != nil {
+				topics[name] = tc
+			}
+			continue
+		}
+		added = append(added, name)
+		if tc := s.readTopic(name); tc != nil {
+			topics[name] = tc
+		}
+	}
+	snap, err := config.BuildPProxySnapshot(s.instance, node, topics, s.static)
+	if err != nil {
+		s.fail(ReasonInvalidSnapshot, ev, err)
+		return
+	}
+	for name := range s.watched {
+		if !want[name] {
+			s.w.Unwatch(TopicPathPrefix + name)
+			delete(s.watched, name)
+		}
+	}
+	for _, name := range added {
+		s.watchTopic(name)
+	}
+	s.node, s.topics = node, topics
+	s.swap(snap, ev)
+}
+
+func (s *PProxySource) onTopic(name string, ev Event) {
+	if !s.watched[name] {
+		return // removed from the white list meanwhile
+	}
+	if !ev.Exists {
+		s.log.Warn("topic node deleted or missing; keeping the last topic state", zap.String("path", ev.Path))
+		return
+	}
+	tc, err := config.ParseTopicConfig(ev.Data)
+	if err != nil {
+		s.fail(ReasonInvalidTopic, ev, err)
+		return
+	}
+	s.checkTopic(name, tc)
+	topics := make(map[string]*config.TopicConfig, len(s.topics)+1)
+	for k, v := range s.topics {
+		topics[k] = v
+	}
+	topics[name] = tc
+	snap, err := config.BuildPProxySnapshot(s.instance, s.node, topics, s.static)
+	if err != nil {
+		s.fail(ReasonInvalidSnapshot, ev, err)
+		return
+	}
+	s.topics = topics
+	s.swap(snap, ev)
+}
+
+// readTopic reads and parses /topic/<name> synchronously; nil when it is
+// missing, unreadable or invalid (logged; invalid is counted).
+func (s *PProxySource) readTopic(name string) *config.TopicConfig {
+	path := TopicPathPrefix + name
+	ev, err := s.w.Read(path)
+	if err != nil {
+		s.log.Warn("topic node unavailable", zap.String("path", path), zap.Error(err))
+		return nil
+	}
+	if !ev.Exists {
+		s.log.Info("topic node does not exist; the topic is not served until it is created", zap.String("path", path))
+		return nil
+	}
+	tc, err := config.ParseTopicConfig(ev.Data)
+	if err != nil {
+		s.fail(ReasonInvalidTopic, ev, err)
+		return nil
+	}
+	s.checkTopic(name, tc)
+	return tc
+}
+
+func (s *PProxySource) watchTopic(name string) {
+	if err := s.w.Watch(TopicPathPrefix + name); err != nil {
+		s.log.Warn("cannot watch topic", zap.String("topic", name), zap.Error(err))
+		return
+	}
+	s.watched[name] = true
+}
+
+// swap installs a new snapshot and notifies the subscribers.
+func (s *PProxySource) swap(snap *config.PProxySnapshot, ev Event) {
+	old := s.cur.Swap(snap)
+	s.metrics.reloads.Inc()
+	s.log.Info("pproxy configuration reloaded", zap.String("path", ev.Path),
+		zap.Int32("version", ev.Version), zap.Bool("fromCache", ev.FromCache),
+		zap.Int("servedTopics", len(snap.Topics)))
+	s.subMu.Lock()
+	ids := make([]int, 0, len(s.subs))
+	for id := range s.subs {
+		ids = append(ids, id)
+	}
+	fns := make([]func(old, new *config.PProxySnapshot), 0, len(ids))
+	slices.Sort(ids) // registration order
+	for _, id := range ids {
+		fns = append(fns, s.subs[id])
+	}
+	s.subMu.Unlock()
+	for _, fn := range fns {
+		fn(old, snap)
+	}
+}
+
+func (s *PProxySource) fail(reason string, ev Event, err error) {
+	s.metrics.failures.WithLabelValues(reason).Inc()
+	s.log.Warn("invalid configuration ignored; keeping the previous snapshot",
+		zap.String("reason", reason), zap.String("path", ev.Path),
+		zap.Int32("version", ev.Version), zap.Bool("fromCache", ev.FromCache), zap.Error(err))
+}
+
+// checkNode logs non-fatal remarks about a valid node.
+func (s *PProxySource) checkNode(node *config.PProxyConfig) {
+	if node.Instance != s.instance {
+		s.log.Warn("pproxy node's instance differs from its node name",
+			zap.String("node", s.nodePath), zap.String("instance", node.Instance))
+	}
+	for _, w := range node.Warnings() {
+		s.log.Warn("pproxy node: "+w, zap.String("node", s.nodePath))
+	}
+}
+
+func (s *PProxySource) checkTopic(name string, tc *config.TopicConfig) {
+	if tc.Topic != name {
+		s.log.Warn("topic node's topic differs from its node name; the node name is used",
+			zap.String("node", TopicPathPrefix+name), zap.String("topic", tc.Topic))
+	}
+}
+
+// sourceMetrics are the reload counters.
+type sourceMetrics struct {
+	reloads  prometheus.Counter
+	failures *prometheus.CounterVec
+}
+
+func newSourceMetrics(reg prometheus.Registerer) (*sourceMetrics, error) {
+	m := &sourceMetrics{
+		reloads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "carrera_config_reloads_total",
+			Help: "Configuration snapshots installed after a ZooKeeper (or cache) change.",
+		}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "carrera_config_reload_failures_total",
+			Help: "Configuration changes rejected (invalid data); the previous snapshot stayed in force.",
+		}, []string{"reason"}),
+	}
+	if reg != nil {
+		if err := registerOrReuse(reg, &m.reloads); err != nil {
+			return nil, err
+		}
+		if err := registerOrReuse(reg, &m.failures); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range []string{ReasonInvalidNode, ReasonInvalidTopic, ReasonInvalidSnapshot} {
+		m.failures.WithLabelValues(r) // export zeros
+	}
+	return m, nil
+}
+
+// registerOrReuse registers *c, or replaces it by the collector already
+// registered under the same name.
+func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, c *C) error {
+	err := reg.Register(*c)
+	if err == nil {
+		return nil
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			*c = existing
+			return nil
+		}
+	}
+	return fmt.Errorf("zkconf: register metrics: %w", err)
+}

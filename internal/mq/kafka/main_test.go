@@ -82,19 +82,74 @@ func (r reader) ReadAll(_ testing.TB, topic string) []mqtest.Record {
 func (r reader) Block(testing.TB) func() { return blockProduce(r.k.Cluster) }
 
 func blockProduce(c *kfake.Cluster) (release func()) {
-	ch := make(chan struct{})
+	pk := newParker(c)
 	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
-		select {
-		case <-ch:
+		if !pk.park() {
 			c.DropControl()
-			return nil, nil, false
-		default:
 		}
-		c.SleepControl(func() { <-ch })
-		return nil, nil, false // then let the cluster handle it
+		return nil, nil, false // let the cluster handle the request
 	})
-	return sync.OnceFunc(func() { close(ch) })
+	return pk.release
+}
+
+// parker parks kfake control functions (SleepControl) until release.
+// release returns once every parked function has resumed: closing a kfake
+// cluster while a woken control function waits to be continued deadlocks
+// the cluster's run loop.
+type parker struct {
+	c        *kfake.Cluster
+	ch       chan struct{}
+	idle     chan struct{} // closed when released and nothing is parked
+	mu       sync.Mutex
+	parked   int
+	released bool
+}
+
+func newParker(c *kfake.Cluster) *parker {
+	return &parker{c: c, ch: make(chan struct{}), idle: make(chan struct{})}
+}
+
+// park sleeps the current control function until release; it returns
+// false at once if release was called already. Call it only from a control
+// function.
+func (pk *parker) park() bool {
+	pk.mu.Lock()
+	if pk.released {
+		pk.mu.Unlock()
+		return false
+	}
+	pk.parked++
+	pk.mu.Unlock()
+	pk.c.SleepControl(func() { <-pk.ch })
+	pk.mu.Lock()
+	pk.parked--
+	if pk.parked == 0 && pk.released {
+		close(pk.idle)
+	}
+	pk.mu.Unlock()
+	return true
+}
+
+// release wakes the parked functions and waits (up to 10s) until they
+// resumed. Idempotent.
+func (pk *parker) release() {
+	pk.mu.Lock()
+	if pk.released {
+		pk.mu.Unlock()
+		return
+	}
+	pk.released = true
+	close(pk.ch)
+	wait := pk.parked > 0
+	if !wait {
+		close(pk.idle)
+	}
+	pk.mu.Unlock()
+	select {
+	case <-pk.idle:
+	case <-time.After(10 * time.Second):
+	}
 }
 
 func TestContract(t *testing.T) {

@@ -37,10 +37,9 @@ func (pc *produceCounter) snapshot() []int {
 	return append([]int(nil), pc.perReq...)
 }
 
-// countProduce installs an observing control on the Produce key. hold, if
-// non-nil, is called for the n-th request (0-based) with a function that
-// parks it until its channel closes.
-func countProduce(c *kfake.Cluster, hold func(n int) <-chan struct{}) *produceCounter {
+// countProduce installs an observing control on the Produce key. If pk is
+// non-nil, the first request is parked on it.
+func countProduce(c *kfake.Cluster, pk *parker) *produceCounter {
 	pc := &produceCounter{}
 	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
@@ -51,13 +50,11 @@ func countProduce(c *kfake.Cluster, hold func(n int) <-chan struct{}) *produceCo
 			}
 		}
 		pc.mu.Lock()
-		idx := len(pc.perReq)
+		first := len(pc.perReq) == 0
 		pc.perReq = append(pc.perReq, n)
 		pc.mu.Unlock()
-		if hold != nil {
-			if ch := hold(idx); ch != nil {
-				c.SleepControl(func() { <-ch })
-			}
+		if first && pk != nil {
+			pk.park()
 		}
 		return nil, nil, false
 	})
@@ -85,13 +82,10 @@ func countRecords(b []byte) int {
 // in one later request: fewer produce requests than records.
 func TestCoalescesConcurrentSends(t *testing.T) {
 	k := testenv.StartKafka(t, kfake.SeedTopics(1, "co"))
-	gate := make(chan struct{})
-	pc := countProduce(k.Cluster, func(n int) <-chan struct{} {
-		if n == 0 {
-			return gate // park the first request until every send is handed over
-		}
-		return nil
-	})
+	// Park the first request until every send is handed over.
+	pk := newParker(k.Cluster)
+	defer pk.release()
+	pc := countProduce(k.Cluster, pk)
 	p := newTestProducer(t, testOptions(k))
 	tg, err := p.Resolve(ctxT(t), "co", mq.Selector{PartitionID: 0})
 	if err != nil {
@@ -107,7 +101,7 @@ func TestCoalescesConcurrentSends(t *testing.T) {
 		})
 	}
 	handed.Wait()
-	close(gate)
+	pk.release()
 	for range n {
 		if err := <-results; err != nil {
 			t.Fatal(err)
@@ -305,12 +299,15 @@ func TestResolveTopicCreatedLater(t *testing.T) {
 func TestResolveBoundedByContext(t *testing.T) {
 	k := testenv.StartKafka(t)
 	p := newTestProducer(t, testOptions(k))
-	gate := make(chan struct{})
+	pk := newParker(k.Cluster)
 	k.Cluster.ControlKey(int16(kmsg.Metadata), func(kmsg.Request) (kmsg.Response, error, bool) {
-		k.Cluster.SleepControl(func() { <-gate })
+		k.Cluster.KeepControl()
+		if !pk.park() {
+			k.Cluster.DropControl()
+		}
 		return nil, nil, false
 	})
-	defer close(gate)
+	defer pk.release()
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	_, err := p.Resolve(ctx, "slow", mq.Selector{PartitionID: -1})

@@ -51,6 +51,7 @@ cproxy) DEFAULT_CONF=$BASE/conf/cproxy.yaml DEFAULT_PORT=9713 ;;
 esac
 BIN=$BASE/bin/$NAME
 CONF=${CONF:-$DEFAULT_CONF}
+[[ $CONF == /* ]] || CONF=$PWD/$CONF # the daemon runs in BASE
 PID_FILE=$BASE/run/$NAME.pid
 LOG=$BASE/logs/$NAME.out
 

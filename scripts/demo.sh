@@ -68,7 +68,7 @@ wait_for zookeeper 30 zk_serving
 echo "ZooKeeper is serving"
 
 step "kfakeserver on 127.0.0.1:$KAFKA_PORT (dev-only Kafka protocol fake, not a real broker)"
-spawn kfakeserver "$DEMO_BIN/kfakeserver" -ports "$KAFKA_PORT" -data-dir "$DEMO/kafka"
+spawn kfakeserver "$DEMO_BIN/kfakeserver" -ports "$KAFKA_PORT" -data-dir "$DEMO/kafka" -seed-topics demo_orders
 wait_for kfakeserver 15 tcp_open 127.0.0.1 "$KAFKA_PORT"
 grep -m1 'listening' "$DEMO_LOGS/kfakeserver.log" || true
 

@@ -208,7 +208,7 @@ func printUsage(w io.Writer, fs *flag.FlagSet, group *command, path []string) {
 		for _, c := range cmds {
 			name := strings.TrimSpace(pre + " " + c.name)
 			if c.run != nil {
-				fmt.Fprintf(w, "  %s %s\n      %s\n", name, c.synopsis, c.short)
+				fmt.Fprintf(w, "  %s\n      %s\n", strings.TrimSpace(name+" "+c.synopsis), c.short)
 			}
 			walk(c.sub, name)
 		}

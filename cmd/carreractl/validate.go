@@ -51,4 +51,3 @@ func splitNodePath(p string) (dir, name string, nested bool) {
 	}
 	return "/" + parts[0], parts[1], false
 }
-

@@ -70,6 +70,14 @@ func (k *Kafka) CreateTopic(topic string, partitions int32) {
 	k.CreateTopicWithConfig(topic, partitions, nil)
 }
 
+// SeedTopics creates each of topics with the given number of partitions.
+func (k *Kafka) SeedTopics(partitions int32, topics ...string) {
+	k.t.Helper()
+	for _, topic := range topics {
+		k.CreateTopicWithConfig(topic, partitions, nil)
+	}
+}
+
 // CreateTopicWithConfig creates topic with topic-level configs such as
 // "max.message.bytes"; it fails the test on error.
 func (k *Kafka) CreateTopicWithConfig(topic string, partitions int32, configs map[string]string) {

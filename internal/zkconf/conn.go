@@ -1,6 +1,8 @@
 package zkconf
 
 import (
+	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -35,10 +37,19 @@ var _ Conn = (*zk.Conn)(nil)
 type DialFunc func(servers []string, sessionTimeout time.Duration) (Conn, <-chan zk.Event, error)
 
 // zkDialer returns the production DialFunc: zk.Connect with the client's
-// own log lines sent to logger at debug level.
-func zkDialer(logger *zap.Logger) DialFunc {
+// own log lines sent to logger at debug level, and the session handshake
+// of every connection bounded by handshakeTimeout (see handshakeConn).
+func zkDialer(logger *zap.Logger, handshakeTimeout time.Duration) DialFunc {
+	dial := func(network, address string, timeout time.Duration) (net.Conn, error) {
+		c, err := net.DialTimeout(network, address, timeout)
+		if err != nil {
+			return nil, err
+		}
+		return &handshakeConn{Conn: c, limit: handshakeTimeout}, nil
+	}
 	return func(servers []string, sessionTimeout time.Duration) (Conn, <-chan zk.Event, error) {
 		c, events, err := zk.Connect(servers, sessionTimeout,
+			zk.WithDialer(dial),
 			zk.WithLogger(zkLogger{logger.Sugar()}),
 			zk.WithLogInfo(false))
 		if err != nil {
@@ -55,4 +66,42 @@ type zkLogger struct{ s *zap.SugaredLogger }
 
 func (l zkLogger) Printf(format string, args ...any) {
 	l.s.Debugf("zookeeper client: "+format, args...)
+}
+
+// handshakeConn bounds the session handshake of a new connection.
+//
+// go-zookeeper sends the connect request and waits for the answer with a
+// deadline of 10 × (2/3 × session timeout) — 200 s for a 30 s session. A
+// server that is still starting (e.g. just restarted) accepts connections
+// but may never answer them, so a client that connected in that window
+// hangs for minutes before it tries again. The first read and the first
+// write deadline set on the connection are the handshake's; they are
+// capped at limit from now. Later deadlines (the session's normal traffic)
+// pass unchanged.
+type handshakeConn struct {
+	net.Conn
+	limit     time.Duration
+	readDone  atomic.Bool
+	writeDone atomic.Bool
+}
+
+func (c *handshakeConn) SetReadDeadline(t time.Time) error {
+	if !t.IsZero() && c.readDone.CompareAndSwap(false, true) {
+		t = capDeadline(t, c.limit)
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *handshakeConn) SetWriteDeadline(t time.Time) error {
+	if !t.IsZero() && c.writeDone.CompareAndSwap(false, true) {
+		t = capDeadline(t, c.limit)
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func capDeadline(t time.Time, limit time.Duration) time.Time {
+	if max := time.Now().Add(limit); limit > 0 && t.After(max) {
+		return max
+	}
+	return t
 }

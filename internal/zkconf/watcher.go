@@ -24,6 +24,9 @@ const (
 	DefaultCacheInterval  = 3 * time.Second
 	DefaultResyncInterval = 300 * time.Second
 	DefaultRetryInterval  = time.Second
+	// DefaultHandshakeTimeout bounds the wait for a server's answer to a
+	// new connection's session request (see Config.HandshakeTimeout).
+	DefaultHandshakeTimeout = 5 * time.Second
 )
 
 // Config configures a Watcher. Zero durations take the defaults.
@@ -46,6 +49,11 @@ type Config struct {
 	// RetryInterval: how often failed watch arming (and a failed dial) is
 	// retried, and the connection state polled (default 1 s).
 	RetryInterval time.Duration
+	// HandshakeTimeout bounds how long a new TCP connection waits for the
+	// server's answer to the session request before the client tries again
+	// (default 5 s). go-zookeeper alone waits 10 × 2/3 × SessionTimeout,
+	// which after a ZooKeeper restart can stall reconnection for minutes.
+	HandshakeTimeout time.Duration
 	// Logger; nil = no logging.
 	Logger *zap.Logger
 	// Dial opens the connection; nil = go-zookeeper's zk.Connect.
@@ -158,11 +166,12 @@ func NewWatcher(cfg Config, h Handler) (*Watcher, error) {
 	setDefault(&cfg.CacheInterval, DefaultCacheInterval)
 	setDefault(&cfg.ResyncInterval, DefaultResyncInterval)
 	setDefault(&cfg.RetryInterval, DefaultRetryInterval)
+	setDefault(&cfg.HandshakeTimeout, DefaultHandshakeTimeout)
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
 	if cfg.Dial == nil {
-		cfg.Dial = zkDialer(cfg.Logger)
+		cfg.Dial = zkDialer(cfg.Logger, cfg.HandshakeTimeout)
 	}
 	w := &Watcher{
 		cfg:       cfg,

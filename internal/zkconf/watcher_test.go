@@ -1,7 +1,6 @@
 package zkconf
 
 import (
-	"runtime"
 	"context"
 	"errors"
 	"os"
@@ -50,9 +49,6 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<22)
-			n := runtime.Stack(buf, true)
-			os.WriteFile("/tmp/stacks.txt", buf[:n], 0o644)
 			t.Fatalf("timed out after %s waiting for %s", d, what)
 		}
 		time.Sleep(5 * time.Millisecond)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	metrics "github.com/rcrowley/go-metrics"
+	"go.uber.org/zap"
 )
 
 // Metrics, labelled by Options.Cluster. All producers registered with one
@@ -52,7 +53,7 @@ func registerMetrics(reg prometheus.Registerer, p *Producer) (unregister func())
 	if c == nil {
 		c = &collector{}
 		if err := reg.Register(c); err != nil {
-			p.log.Warn("kafka producer metrics not registered")
+			p.log.Warn("kafka producer metrics not registered", zap.Error(err))
 			return func() {}
 		}
 		hub.m[reg] = c

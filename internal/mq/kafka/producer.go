@@ -203,7 +203,9 @@ func (p *Producer) Produce(ctx context.Context, rec *mq.Record, done func(error)
 }
 
 // recordHeaders maps Tags to the TAGS header and each property to a header
-// of the same name, sorted by name so the bytes are deterministic.
+// of the same name, sorted by name so the bytes are deterministic. (A
+// property named TAGS cannot occur: it is a reserved RocketMQ name that the
+// proxy's validation refuses.)
 func recordHeaders(rec *mq.Record) []sarama.RecordHeader {
 	if rec.Tags == "" && len(rec.Properties) == 0 {
 		return nil

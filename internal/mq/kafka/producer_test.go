@@ -142,7 +142,8 @@ func TestLoneSendIsItsOwnRequest(t *testing.T) {
 }
 
 func TestRecordLayout(t *testing.T) {
-	k := testenv.StartKafka(t, kfake.SeedTopics(1, "layout"))
+	k := testenv.StartKafka(t)
+	k.SeedTopics(1, "layout", "other")
 	p := newTestProducer(t, testOptions(k))
 	recs := []*mq.Record{
 		{Topic: "layout", Body: []byte("no key")},

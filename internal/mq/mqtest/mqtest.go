@@ -40,8 +40,8 @@ type Reader interface {
 	// ReadAll returns every record stored in topic, ordered by partition and
 	// then offset.
 	ReadAll(t testing.TB, topic string) []Record
-	// MaxMessageBytes is a body size the producer accepts; one byte more
-	// must fail with mq.ErrMessageTooLarge.
+	// MaxMessageBytes is the producer's size limit: a body of
+	// MaxMessageBytes()+1 bytes must fail with mq.ErrMessageTooLarge.
 	MaxMessageBytes() int
 }
 

@@ -1,0 +1,545 @@
+// Command benchproduce measures the producer proxy against direct Kafka
+// production, in one run, on a stack it starts itself:
+//
+//	ZooKeeper (Debian jar), kfakeserver (1 broker, topic "bench" with 16
+//	partitions) and pproxy, each a separate child process on free ports
+//	of 127.0.0.1 with data in a temporary directory.
+//
+// With 1 KiB messages it measures, each for -duration after a -warmup:
+//
+//	direct sarama SyncProducer, C goroutines sharing one producer   vs
+//	pproxy sendSync (3000 ms, partitionId -2), C connections         (C = 1, 64)
+//	direct sarama AsyncProducer, bounded in-flight window            vs
+//	pproxy sendBatchSync (batches of -batch) from -batch-conns connections
+//
+// and prints msgs/s, per-call p50/p99 latency, the proxy/direct ratios,
+// pproxy's peak RSS and verdicts against the targets. Missed targets are
+// printed as MISSED but do not fail the run; the exit status is non-zero
+// only when the harness itself fails (or is interrupted). Every child
+// process is stopped (SIGTERM, then SIGKILL after 10 s) and the temporary
+// directory removed on every exit path, Ctrl-C included.
+//
+// Usage (from the repository root):
+//
+//	go run ./cmd/benchproduce [-duration 5s] [-json results.json] [-profile-dir DIR]
+//	make bench-produce BENCH_ARGS='-duration 3s'
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// Targets.
+const (
+	targetSyncRatio  = 0.7 // C=64 sendSync ≥ 0.7 × direct
+	targetP99DiffMs  = 1.0 // C=1 p99 ≤ direct p99 + 1 ms
+	targetBatchRatio = 0.7 // sendBatchSync ≥ 0.7 × direct async
+	targetRSSMiB     = 150.0
+)
+
+type options struct {
+	duration      time.Duration
+	warmup        time.Duration
+	size          int
+	partitions    int
+	topic         string
+	batch         int
+	batchConns    int
+	asyncWindow   int
+	brokerPersist bool
+	jsonPath      string
+	profileDir    string
+	keep          bool
+	retention     int64
+	only          *regexp.Regexp
+}
+
+func main() {
+	os.Exit(realMain())
+}
+
+func realMain() int {
+	var o options
+	flag.DurationVar(&o.duration, "duration", 5*time.Second, "measured time per phase")
+	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before each phase")
+	flag.IntVar(&o.size, "size", 1024, "message body bytes")
+	flag.IntVar(&o.partitions, "partitions", 16, "partitions of the bench topic")
+	flag.StringVar(&o.topic, "topic", "bench", "topic name")
+	flag.IntVar(&o.batch, "batch", 100, "messages per sendBatchSync")
+	flag.IntVar(&o.batchConns, "batch-conns", 16, "connections sending sendBatchSync concurrently")
+	flag.IntVar(&o.asyncWindow, "async-window", 0, "in-flight messages of the direct async producer (0 = batch × batch-conns, the same bound as the batch phase)")
+	flag.BoolVar(&o.brokerPersist, "broker-persist", false, "kfakeserver persists to a temp data dir (it then fsyncs every produce batch: disk-bound); default in memory")
+	flag.Int64Var(&o.retention, "retention-bytes", 8<<20, "retention.bytes per partition, enforced every second (bounds the broker's memory)")
+	flag.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
+	flag.StringVar(&o.profileDir, "profile-dir", "", "save a pproxy CPU profile of each pproxy phase's measured window here")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (logs, configs, broker data)")
+	only := flag.String("only", "", "run only the phases whose name matches this regexp (e.g. 'sync-64')")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "Usage: go run ./cmd/benchproduce [flags]\n\n"+
+			"Starts ZooKeeper, kfakeserver and pproxy, measures pproxy against direct sarama production and\n"+
+			"prints a table with verdicts. Exit status 0 unless the harness fails; missed targets print MISSED.\n\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if err := o.validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "benchproduce:", err)
+		return 2
+	}
+	if *only != "" {
+		re, err := regexp.Compile(*only)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benchproduce: -only:", err)
+			return 2
+		}
+		o.only = re
+	}
+	if o.asyncWindow == 0 {
+		o.asyncWindow = o.batch * o.batchConns
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		sig := <-sigc
+		// A second signal gets the default action; the children then die
+		// with this process (Pdeathsig).
+		signal.Stop(sigc)
+		logf("%v: stopping and cleaning up (send it again to die at once)", sig)
+		cancel()
+	}()
+
+	var cl cleanups
+	defer cl.run()
+	rep, err := bench(ctx, &o, &cl)
+	cl.run() // stop the stack before printing
+	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(os.Stderr, "benchproduce: interrupted")
+			return 130
+		}
+		fmt.Fprintln(os.Stderr, "benchproduce: HARNESS FAILURE:", err)
+		return 1
+	}
+	fmt.Println()
+	printTable(os.Stdout, rep)
+	if o.jsonPath != "" {
+		if err := writeJSON(o.jsonPath, rep); err != nil {
+			fmt.Fprintln(os.Stderr, "benchproduce: writing JSON:", err)
+			return 1
+		}
+		fmt.Printf("\nJSON results written to %s\n", o.jsonPath)
+	}
+	return 0
+}
+
+func (o *options) validate() error {
+	switch {
+	case o.duration <= 0:
+		return errors.New("-duration must be > 0")
+	case o.warmup < 0:
+		return errors.New("-warmup must be >= 0")
+	case o.size <= 0:
+		return errors.New("-size must be > 0")
+	case o.partitions <= 0:
+		return errors.New("-partitions must be > 0")
+	case o.batch <= 0 || o.batchConns <= 0:
+		return errors.New("-batch and -batch-conns must be > 0")
+	case o.retention <= 0:
+		return errors.New("-retention-bytes must be > 0")
+	case o.asyncWindow < 0:
+		return errors.New("-async-window must be >= 0")
+	}
+	return nil
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "benchproduce %s: %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// stack is the running system under test.
+type stack struct {
+	zk, kafka, pproxy *proc
+	brokers           []string
+	proxyAddr         string
+	adminAddr         string
+	admin             *brokerAdmin
+}
+
+// up builds the binaries and starts ZooKeeper, kfakeserver and pproxy.
+func up(ctx context.Context, o *options, cl *cleanups, tmp string) (*stack, error) {
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	bin := filepath.Join(tmp, "bin")
+	logf("building pproxy and kfakeserver into %s", bin)
+	if err := buildBinaries(ctx, root, bin, "./cmd/pproxy", "./cmd/kfakeserver"); err != nil {
+		return nil, err
+	}
+	ports, err := freePorts(4)
+	if err != nil {
+		return nil, fmt.Errorf("free ports: %w", err)
+	}
+	zkPort, kafkaPort, proxyPort, adminPort := ports[0], ports[1], ports[2], ports[3]
+	s := &stack{
+		brokers:   []string{"127.0.0.1:" + strconv.Itoa(kafkaPort)},
+		proxyAddr: "127.0.0.1:" + strconv.Itoa(proxyPort),
+		adminAddr: "127.0.0.1:" + strconv.Itoa(adminPort),
+	}
+	zkAddr := "127.0.0.1:" + strconv.Itoa(zkPort)
+
+	dir := func(name string) (string, error) {
+		d := filepath.Join(tmp, name)
+		return d, os.MkdirAll(d, 0o755)
+	}
+	zkDir, err := dir("zookeeper")
+	if err != nil {
+		return nil, err
+	}
+	if s.zk, err = startZooKeeper(ctx, zkDir, zkPort); err != nil {
+		return nil, fmt.Errorf("ZooKeeper: %w", err)
+	}
+	cl.stopOnCleanup(s.zk)
+	logf("ZooKeeper serving on %s (pid %d)", zkAddr, s.zk.pid())
+
+	kDir, err := dir("kafka")
+	if err != nil {
+		return nil, err
+	}
+	data := ""
+	if o.brokerPersist {
+		data = filepath.Join(kDir, "data")
+	}
+	if s.kafka, err = startKafka(ctx, filepath.Join(bin, "kfakeserver"), kDir, kafkaPort, o.partitions, data); err != nil {
+		return nil, fmt.Errorf("kfakeserver: %w", err)
+	}
+	cl.stopOnCleanup(s.kafka)
+	if s.admin, err = newBrokerAdmin(s.brokers, o.topic); err != nil {
+		return nil, s.kafka.failure(fmt.Errorf("admin client: %w", err))
+	}
+	cl.push(s.admin.close)
+	if err := s.admin.createTopic(o.partitions, o.retention); err != nil {
+		return nil, s.kafka.failure(err)
+	}
+	logf("kfakeserver listening on %s (pid %d), topic %q with %d partitions (retention.bytes %d each), persist=%v",
+		s.brokers[0], s.kafka.pid(), o.topic, o.partitions, o.retention, o.brokerPersist)
+
+	instance := s.proxyAddr
+	if err := seedZK(zkAddr, zkChroot, map[string][]byte{
+		"/pproxy/" + instance: pproxyNode(instance, proxyPort, s.brokers, o.topic),
+		"/topic/" + o.topic:   topicNode(o.topic, instance),
+	}); err != nil {
+		return nil, fmt.Errorf("seeding ZooKeeper: %w", err)
+	}
+
+	pDir, err := dir("pproxy")
+	if err != nil {
+		return nil, err
+	}
+	if s.pproxy, err = startPProxy(ctx, filepath.Join(bin, "pproxy"), pDir, zkAddr, proxyPort, s.adminAddr); err != nil {
+		return nil, fmt.Errorf("pproxy: %w", err)
+	}
+	cl.stopOnCleanup(s.pproxy)
+	logf("pproxy serving on %s, admin http://%s (pid %d)", s.proxyAddr, s.adminAddr, s.pproxy.pid())
+	return s, nil
+}
+
+// phaseSpec is one measured configuration. prepare sets up connections
+// before the clock starts; run measures.
+type phaseSpec struct {
+	res     phaseResult
+	prepare func() ([]callFunc, func(), error)                     // closed-loop phases
+	open    func(ctx context.Context, w window) (*recorder, error) // the async phase
+}
+
+func bench(ctx context.Context, o *options, cl *cleanups) (*report, error) {
+	tmp, err := os.MkdirTemp("", "benchproduce-")
+	if err != nil {
+		return nil, err
+	}
+	cl.push(func() {
+		if o.keep {
+			logf("kept %s", tmp)
+			return
+		}
+		_ = os.RemoveAll(tmp)
+	})
+	if o.profileDir != "" {
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	s, err := up(ctx, o, cl, tmp)
+	if err != nil {
+		return nil, err
+	}
+
+	body := make([]byte, o.size)
+	_, _ = rand.Read(body) // incompressible (no compression is configured anyway)
+
+	rep := &report{
+		Started: time.Now().UTC(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
+		MessageBytes: o.size, Partitions: o.partitions, Warmup: o.warmup.String(), Duration: o.duration.String(),
+		BrokerPersist: o.brokerPersist,
+	}
+	var specs []phaseSpec
+	for _, c := range []int{1, 64} {
+		specs = append(specs,
+			phaseSpec{
+				res: phaseResult{Name: fmt.Sprintf("direct-sync-%d", c), Path: "direct", API: "sarama SyncProducer.SendMessage",
+					Concurrency: c, LatencyUnit: "call"},
+				prepare: func() ([]callFunc, func(), error) { return directSync(s.brokers, o.topic, body, c) },
+			},
+			phaseSpec{
+				res: phaseResult{Name: fmt.Sprintf("proxy-sync-%d", c), Path: "pproxy", API: "sendSync",
+					Concurrency: c, LatencyUnit: "call"},
+				prepare: func() ([]callFunc, func(), error) { return proxySync(s.proxyAddr, o.topic, body, c) },
+			})
+	}
+	specs = append(specs,
+		phaseSpec{
+			res: phaseResult{Name: "direct-async", Path: "direct", API: "sarama AsyncProducer",
+				Concurrency: 1, Window: o.asyncWindow, LatencyUnit: "message"},
+			open: func(ctx context.Context, w window) (*recorder, error) {
+				return runDirectAsync(ctx, w, s.brokers, o.topic, body, o.asyncWindow)
+			},
+		},
+		phaseSpec{
+			res: phaseResult{Name: fmt.Sprintf("proxy-batch-%d", o.batch), Path: "pproxy", API: "sendBatchSync",
+				Concurrency: o.batchConns, Batch: o.batch, LatencyUnit: "batch call"},
+			prepare: func() ([]callFunc, func(), error) {
+				return proxyBatch(s.proxyAddr, o.topic, body, o.batchConns, o.batch)
+			},
+		})
+
+	for i := range specs {
+		sp := &specs[i]
+		if o.only != nil && !o.only.MatchString(sp.res.Name) {
+			continue
+		}
+		if err := runPhase(ctx, o, s, sp); err != nil {
+			return nil, fmt.Errorf("phase %s: %w", sp.res.Name, err)
+		}
+		rep.Phases = append(rep.Phases, sp.res)
+	}
+
+	if kib, err := procStatusKiB(s.pproxy.pid(), "VmHWM"); err == nil {
+		rep.PProxyPeakRSSMiB = float64(kib) / 1024
+	} else {
+		return nil, fmt.Errorf("pproxy peak RSS: %w", err)
+	}
+	if kib, err := procStatusKiB(s.kafka.pid(), "VmHWM"); err == nil {
+		rep.BrokerPeakRSSMiB = float64(kib) / 1024
+	}
+	finish(rep, o)
+	return rep, nil
+}
+
+// runPhase measures one phase and fills sp.res.
+func runPhase(ctx context.Context, o *options, s *stack, sp *phaseSpec) error {
+	res := &sp.res
+	desc := fmt.Sprintf("concurrency %d", res.Concurrency)
+	switch {
+	case res.Batch > 0:
+		desc = fmt.Sprintf("%d connections × batches of %d", res.Concurrency, res.Batch)
+	case res.Window > 0:
+		desc = fmt.Sprintf("one producer, ≤ %d messages in flight", res.Window)
+	}
+	logf("phase %-16s %s (%s): %s warm-up + %s", res.Name, res.API, desc, o.warmup, o.duration)
+
+	if n, err := s.admin.empty(o.partitions); err != nil {
+		return err
+	} else if n > 0 {
+		logf("  emptied topic (log end offsets total %d)", n)
+	}
+	var calls []callFunc
+	teardown := func() {}
+	if sp.prepare != nil {
+		var err error
+		if calls, teardown, err = sp.prepare(); err != nil {
+			return err
+		}
+	}
+	defer teardown()
+
+	type sample struct{ pproxy, kafka, zk, self time.Duration }
+	take := func() sample {
+		return sample{cpuTime(s.pproxy.pid()), cpuTime(s.kafka.pid()), cpuTime(s.zk.pid()), cpuTime(os.Getpid())}
+	}
+	var before, after sample
+	var profErr error
+	profDone := make(chan struct{})
+	close(profDone)
+	w := newWindow(o.warmup, o.duration)
+	wait := schedule(ctx, w, func() {
+		before = take()
+		if o.profileDir != "" && res.Path == "pproxy" {
+			res.Profile = filepath.Join(o.profileDir, "pproxy-"+res.Name+".pprof")
+			profDone = make(chan struct{})
+			go func() {
+				defer close(profDone)
+				profErr = fetchProfile(ctx, s.adminAddr, o.duration, res.Profile)
+			}()
+		}
+	}, func() { after = take() })
+
+	var rec *recorder
+	if sp.open != nil {
+		var err error
+		if rec, err = sp.open(ctx, w); err != nil {
+			return err
+		}
+	} else {
+		rec = runClosed(ctx, w, calls)
+	}
+	wait()
+	<-profDone
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if s.pproxy.exited() {
+		return s.pproxy.failure(fmt.Errorf("exited during the phase: %v", s.pproxy.waitErr))
+	}
+	if s.kafka.exited() {
+		return s.kafka.failure(fmt.Errorf("exited during the phase: %v", s.kafka.waitErr))
+	}
+	if profErr != nil {
+		logf("  CPU profile: %v", profErr)
+		res.Profile = ""
+	}
+	res.summarize(rec, o.duration)
+	if rec.calls == 0 {
+		first := "none"
+		if rec.first != nil {
+			first = rec.first.Error()
+		}
+		return fmt.Errorf("%w (errors %d, first: %s)", errNoSuccess, rec.errs, first)
+	}
+	pct := func(d time.Duration) float64 { return 100 * d.Seconds() / o.duration.Seconds() }
+	res.CPU = cpuShare{
+		PProxy: pct(after.pproxy - before.pproxy), Broker: pct(after.kafka - before.kafka),
+		ZK: pct(after.zk - before.zk), Bench: pct(after.self - before.self),
+	}
+	if res.Path == "pproxy" && res.Messages > 0 {
+		res.PProxyCPUPerMsgUs = float64((after.pproxy - before.pproxy).Microseconds()) / float64(res.Messages)
+	}
+	line := fmt.Sprintf("  %.0f msgs/s, p50 %.2f ms, p99 %.2f ms (per %s)", res.MsgsPerSec, res.P50Ms, res.P99Ms, res.LatencyUnit)
+	if res.Errors > 0 {
+		line += fmt.Sprintf(", %d ERRORS (first: %s)", res.Errors, res.FirstError)
+	}
+	logf("%s", line)
+	return nil
+}
+
+// fetchProfile saves pproxy's CPU profile over d to path.
+func fetchProfile(ctx context.Context, admin string, d time.Duration, path string) error {
+	secs := max(1, int(d.Round(time.Second).Seconds()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
+		fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, secs), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Timeout: d + 30*time.Second}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET profile: %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := f.ReadFrom(resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// finish adds comparisons, verdicts and notes.
+func finish(rep *report, o *options) {
+	pairs := []struct {
+		name, direct, proxy string
+		latency             bool
+	}{
+		{"sendSync C=1", "direct-sync-1", "proxy-sync-1", true},
+		{"sendSync C=64", "direct-sync-64", "proxy-sync-64", true},
+		{"batch vs async", "direct-async", fmt.Sprintf("proxy-batch-%d", o.batch), false},
+	}
+	cmp := map[string]comparison{}
+	for _, p := range pairs {
+		d, x := rep.phase(p.direct), rep.phase(p.proxy)
+		if d == nil || x == nil {
+			continue
+		}
+		c := compare(p.name, d, x, p.latency)
+		cmp[p.name] = c
+		rep.Comparisons = append(rep.Comparisons, c)
+	}
+	if c, ok := cmp["sendSync C=64"]; ok {
+		rep.Verdicts = append(rep.Verdicts, verdict{
+			Target: fmt.Sprintf("C=64 sendSync throughput ≥ %.2f× direct", targetSyncRatio),
+			Actual: fmt.Sprintf("%.2f×", c.Ratio), Met: c.Ratio >= targetSyncRatio})
+	}
+	if c, ok := cmp["sendSync C=1"]; ok {
+		d := rep.phase(c.Direct)
+		rep.Verdicts = append(rep.Verdicts, verdict{
+			Target: fmt.Sprintf("C=1 sendSync p99 ≤ direct p99 + %.0f ms", targetP99DiffMs),
+			Actual: fmt.Sprintf("%+.2f ms (direct p99 %.2f ms, proxy p99 %.2f ms)", c.P99DiffMs, d.P99Ms, d.P99Ms+c.P99DiffMs),
+			Met:    c.P99DiffMs <= targetP99DiffMs})
+	}
+	if c, ok := cmp["batch vs async"]; ok {
+		rep.Verdicts = append(rep.Verdicts, verdict{
+			Target: fmt.Sprintf("sendBatchSync(%d) throughput ≥ %.2f× direct async", o.batch, targetBatchRatio),
+			Actual: fmt.Sprintf("%.2f×", c.Ratio), Met: c.Ratio >= targetBatchRatio})
+	}
+	rep.Verdicts = append(rep.Verdicts, verdict{
+		Target: fmt.Sprintf("pproxy peak RSS ≤ %.0f MiB", targetRSSMiB),
+		Actual: fmt.Sprintf("%.1f MiB (VmHWM)", rep.PProxyPeakRSSMiB), Met: rep.PProxyPeakRSSMiB <= targetRSSMiB})
+
+	persist := "in memory"
+	if o.brokerPersist {
+		persist = "persisted to a temp dir with an fsync per produce batch (kfakeserver -data-dir)"
+	}
+	rep.Notes = []string{
+		fmt.Sprintf("%d CPU cores shared by ZooKeeper, kfakeserver, pproxy and this load generator: the figures are "+
+			"for the whole stack on one box. The direct path has no pproxy competing for the cores, so ratios\n"+
+			"understate what pproxy would reach on a machine of its own; the CPU%% columns (100 = one core) show "+
+			"where the time went.", rep.CPUs),
+		fmt.Sprintf("Broker: kfakeserver (franz-go kfake, a Go Kafka-protocol fake, not Kafka), 1 broker, %s.", persist),
+		fmt.Sprintf("Messages: %d B random bodies, no key; direct uses sarama's random partitioner, pproxy partitionId -2 "+
+			"(random). sarama %s, acks all, no retries, on both paths (pproxy: kafkaProducers 1).", o.size, "V2_8_0_0"),
+		fmt.Sprintf("Batch vs async: pproxy sendBatchSync(%d) from %d connections (≤ %d messages in flight) against one "+
+			"sarama AsyncProducer with the same in-flight bound (%d). Batch latency is per batch call, async latency\n"+
+			"per message (hand-over → ack), so only throughput is compared. pproxy sends a whole -2 batch to one random "+
+			"partition; the async producer spreads messages over all partitions.",
+			o.batch, o.batchConns, o.batch*o.batchConns, o.asyncWindow),
+		"Latency: per call, from the recorded durations of calls completing in the measured window (nearest-rank percentiles).",
+	}
+}

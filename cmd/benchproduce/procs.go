@@ -1,0 +1,540 @@
+package main
+
+// Process management: building the binaries, starting ZooKeeper,
+// kfakeserver and pproxy as child processes, readiness checks, /proc
+// sampling and the cleanup stack that stops everything on every exit path.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/go-zookeeper/zk"
+)
+
+const (
+	zkServerJar = "/usr/share/java/zookeeper.jar"
+	zkSlf4jJar  = "/usr/share/java/slf4j-simple.jar"
+	zkMainClass = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
+	zkChroot    = "/carrera/v4/config"
+
+	stopGrace = 10 * time.Second // SIGTERM → SIGKILL
+)
+
+// proc is a child process whose output goes to a log file.
+type proc struct {
+	name    string
+	cmd     *exec.Cmd
+	logPath string
+	done    chan struct{} // closed when the process has exited
+	waitErr error         // valid after done
+	stopMu  sync.Mutex
+}
+
+// startProc starts argv with stdout and stderr appended to logPath. The
+// child gets its own process group (a Ctrl-C in the terminal reaches only
+// this program, which then stops the children in order) and SIGKILL if
+// this program dies without cleaning up.
+func startProc(name, dir, logPath string, argv ...string) (*proc, error) {
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close() // the child has its own descriptor
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	go func() {
+		p.waitErr = cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop sends SIGTERM, waits up to grace, then SIGKILLs and waits.
+// Idempotent. It reports whether the process had to be killed.
+func (p *proc) stop(grace time.Duration) (killed bool) {
+	p.stopMu.Lock()
+	defer p.stopMu.Unlock()
+	if p.exited() {
+		return false
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return false
+	case <-time.After(grace):
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.done
+	return true
+}
+
+// logTail returns the last n lines of the process's log.
+func (p *proc) logTail(n int) string {
+	b, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return "    " + strings.Join(lines, "\n    ")
+}
+
+// failure wraps err with the process's log tail.
+func (p *proc) failure(err error) error {
+	return fmt.Errorf("%s: %w\n  last lines of %s:\n%s", p.name, err, p.logPath, p.logTail(25))
+}
+
+// cleanups is a LIFO stack of shutdown actions, run once.
+type cleanups struct {
+	mu  sync.Mutex
+	fns []func()
+}
+
+func (c *cleanups) push(fn func()) {
+	c.mu.Lock()
+	c.fns = append(c.fns, fn)
+	c.mu.Unlock()
+}
+
+func (c *cleanups) run() {
+	c.mu.Lock()
+	fns := c.fns
+	c.fns = nil
+	c.mu.Unlock()
+	for i := len(fns) - 1; i >= 0; i-- {
+		fns[i]()
+	}
+}
+
+// stopOnCleanup registers p to be stopped (and says so on stderr).
+func (c *cleanups) stopOnCleanup(p *proc) {
+	c.push(func() {
+		if p.exited() {
+			logf("%s (pid %d) had already exited: %v", p.name, p.pid(), p.waitErr)
+			return
+		}
+		start := time.Now()
+		if p.stop(stopGrace) {
+			logf("%s (pid %d) did not stop within %s: killed", p.name, p.pid(), stopGrace)
+		} else {
+			logf("stopped %s (pid %d) in %s", p.name, p.pid(), time.Since(start).Round(time.Millisecond))
+		}
+	})
+}
+
+// freePorts returns n distinct free TCP ports on 127.0.0.1 (held open
+// together while choosing, so they differ).
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			_ = l.Close()
+		}
+	}()
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// moduleRoot finds the directory of go.mod (the program is run from inside
+// the module by `go run` or `make`).
+func moduleRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w (is the go tool on PATH?)", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("not inside the carrera module: run from the repository (go run ./cmd/benchproduce)")
+	}
+	return filepath.Dir(mod), nil
+}
+
+// buildBinaries runs `go build -o binDir/ pkgs...` in root.
+func buildBinaries(ctx context.Context, root, binDir string, pkgs ...string) error {
+	args := append([]string{"build", "-o", binDir + string(os.PathSeparator)}, pkgs...)
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("go build %s: %w\n%s", strings.Join(pkgs, " "), err, out)
+	}
+	return nil
+}
+
+// waitReady polls ready every 20 ms until it is true, p exits, ctx ends or
+// timeout passes.
+func waitReady(ctx context.Context, p *proc, timeout time.Duration, what string, ready func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if ready() {
+			return nil
+		}
+		select {
+		case <-p.done:
+			return p.failure(fmt.Errorf("exited before %s: %v", what, p.waitErr))
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return p.failure(fmt.Errorf("not %s after %s", what, timeout))
+		}
+	}
+}
+
+// startZooKeeper writes zoo.cfg under dir and starts the Debian ZooKeeper
+// on port; it returns once `srvr` reports a Mode: line.
+func startZooKeeper(ctx context.Context, dir string, port int) (*proc, error) {
+	if _, err := os.Stat(zkServerJar); err != nil {
+		return nil, fmt.Errorf("ZooKeeper jar %s not found: install it with `apt-get install -y zookeeper` (or `make deps`)", zkServerJar)
+	}
+	if _, err := exec.LookPath("java"); err != nil {
+		return nil, errors.New("java not found: install it with `apt-get install -y openjdk-17-jre-headless` (or `make deps`)")
+	}
+	data := filepath.Join(dir, "data")
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		return nil, err
+	}
+	cfg := fmt.Sprintf("tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir=%s\nclientPort=%d\n"+
+		"clientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=ruok,stat,srvr,mntr\nmaxClientCnxns=0\n",
+		data, port)
+	cfgPath := filepath.Join(dir, "zoo.cfg")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		return nil, err
+	}
+	cp := zkServerJar
+	if _, err := os.Stat(zkSlf4jJar); err == nil {
+		cp += ":" + zkSlf4jJar
+	}
+	p, err := startProc("zookeeper", dir, filepath.Join(dir, "zookeeper.log"),
+		"java", "-Xmx256m", "-cp", cp, zkMainClass, cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	if err := waitReady(ctx, p, 60*time.Second, "serving", func() bool { return zkServing(addr) }); err != nil {
+		p.stop(stopGrace)
+		return nil, err
+	}
+	return p, nil
+}
+
+// zkServing reports whether `srvr` answers with a "Mode:" line (imok alone
+// is not enough).
+func zkServing(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("srvr")); err != nil {
+		return false
+	}
+	sc := bufio.NewScanner(c)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "Mode: ") {
+			return true
+		}
+	}
+	return false
+}
+
+type quietZKLogger struct{}
+
+func (quietZKLogger) Printf(string, ...any) {}
+
+// seedZK writes nodes (paths inside chroot) in path order, creating missing
+// parents with the data "default" as the DDMQ console does.
+func seedZK(addr, chroot string, nodes map[string][]byte) error {
+	conn, events, err := zk.Connect([]string{addr}, 10*time.Second, zk.WithLogger(quietZKLogger{}))
+	if err != nil {
+		return fmt.Errorf("connect to ZooKeeper %s: %w", addr, err)
+	}
+	defer conn.Close()
+	timeout := time.After(10 * time.Second)
+	for connected := false; !connected; {
+		select {
+		case ev := <-events:
+			connected = ev.State == zk.StateHasSession
+		case <-timeout:
+			return fmt.Errorf("no ZooKeeper session with %s after 10s", addr)
+		}
+	}
+	paths := make([]string, 0, len(nodes))
+	for p := range nodes {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	acl := zk.WorldACL(zk.PermAll)
+	for _, p := range paths {
+		full := path.Join("/", chroot, p)
+		parts := strings.Split(strings.Trim(full, "/"), "/")
+		cur := ""
+		for _, part := range parts[:len(parts)-1] {
+			cur += "/" + part
+			if _, err := conn.Create(cur, []byte("default"), 0, acl); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+				return fmt.Errorf("create %s: %w", cur, err)
+			}
+		}
+		_, err := conn.Create(full, nodes[p], 0, acl)
+		if errors.Is(err, zk.ErrNodeExists) {
+			_, err = conn.Set(full, nodes[p], -1)
+		}
+		if err != nil {
+			return fmt.Errorf("write %s: %w", full, err)
+		}
+	}
+	return nil
+}
+
+// startKafka starts kfakeserver (one broker on port; auto-created topics
+// get partitions partitions). dataDir "" keeps the data in memory;
+// otherwise it is persisted there (kfakeserver then fsyncs every batch). It
+// returns once the ready line is in the log.
+func startKafka(ctx context.Context, bin, dir string, port, partitions int, dataDir string) (*proc, error) {
+	args := []string{bin, "-ports", strconv.Itoa(port), "-partitions", strconv.Itoa(partitions)}
+	if dataDir != "" {
+		args = append(args, "-data-dir", dataDir)
+	}
+	p, err := startProc("kfakeserver", dir, filepath.Join(dir, "kfakeserver.log"), args...)
+	if err != nil {
+		return nil, err
+	}
+	ready := func() bool {
+		b, _ := os.ReadFile(p.logPath)
+		return strings.Contains(string(b), "kfakeserver listening on")
+	}
+	if err := waitReady(ctx, p, 30*time.Second, "listening", ready); err != nil {
+		p.stop(stopGrace)
+		return nil, err
+	}
+	return p, nil
+}
+
+// brokerAdmin creates the bench topic and empties it between phases.
+//
+// kfake keeps every record in memory and slows down as the log grows
+// (measured: from ~160k to ~4k msgs/s at 2.5 GB), which would penalise
+// whichever phase runs later. So every phase starts from an empty topic
+// (DeleteRecords up to the end), and within a phase retention.bytes per
+// partition, enforced every second (broker config log.cleaner.backoff.ms),
+// bounds the log.
+type brokerAdmin struct {
+	client sarama.Client
+	admin  sarama.ClusterAdmin
+	topic  string
+}
+
+func newBrokerAdmin(brokers []string, topic string) (*brokerAdmin, error) {
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V2_8_0_0
+	cfg.ClientID = "benchproduce-admin"
+	client, err := sarama.NewClient(brokers, cfg)
+	if err != nil {
+		return nil, err
+	}
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		_ = client.Close()
+		return nil, err
+	}
+	return &brokerAdmin{client: client, admin: admin, topic: topic}, nil
+}
+
+func (b *brokerAdmin) close() { _ = b.admin.Close() } // closes the client too
+
+// createTopic sets the broker's retention check interval and creates the
+// topic with partitions partitions and retentionBytes per partition.
+func (b *brokerAdmin) createTopic(partitions int, retentionBytes int64) error {
+	bs := b.client.Brokers()
+	if len(bs) != 1 {
+		return fmt.Errorf("want 1 broker, metadata lists %d", len(bs))
+	}
+	interval := "1000"
+	if err := b.admin.AlterConfig(sarama.BrokerResource, strconv.Itoa(int(bs[0].ID())),
+		map[string]*string{"log.cleaner.backoff.ms": &interval}, false); err != nil {
+		return fmt.Errorf("broker config log.cleaner.backoff.ms: %w", err)
+	}
+	ret := strconv.FormatInt(retentionBytes, 10)
+	err := b.admin.CreateTopic(b.topic, &sarama.TopicDetail{NumPartitions: int32(partitions), ReplicationFactor: 1,
+		ConfigEntries: map[string]*string{"retention.bytes": &ret}}, false)
+	if err != nil {
+		return fmt.Errorf("create topic %q: %w", b.topic, err)
+	}
+	return nil
+}
+
+// empty deletes every record of the topic (log start = log end).
+func (b *brokerAdmin) empty(partitions int) (int64, error) {
+	ends := make(map[int32]int64, partitions)
+	var total int64
+	for p := range int32(partitions) {
+		end, err := b.client.GetOffset(b.topic, p, sarama.OffsetNewest)
+		if err != nil {
+			return 0, fmt.Errorf("end offset of %s/%d: %w", b.topic, p, err)
+		}
+		if end > 0 {
+			ends[p] = end
+			total += end
+		}
+	}
+	if len(ends) == 0 {
+		return 0, nil
+	}
+	if err := b.admin.DeleteRecords(b.topic, ends); err != nil {
+		return 0, fmt.Errorf("delete records of %s: %w", b.topic, err)
+	}
+	return total, nil
+}
+
+// pproxyNode is the /pproxy/<instance> node: one Kafka cluster, no request
+// limiter, acks all, one producer client, the topic white-listed.
+func pproxyNode(instance string, port int, brokers []string, topic string) []byte {
+	return mustJSON(map[string]any{
+		"instance": instance, "proxyCluster": "P_bench", "brokerClusters": []string{"K_bench"},
+		"topics": []string{topic},
+		"carreraConfiguration": map[string]any{
+			"retryDelays": []int{200}, "useKafka": true, "useRocketmq": false, "kafkaProducers": 1,
+			"useRequestLimiter": false, "maxTps": 1000000, "tpsWarningRatio": 0.9,
+			"warmUpFetchTopicRouteInfo": true,
+			"thriftServer": map[string]any{"selectorThreads": 1, "workerThreads": 0, "acceptQueueSizePerThread": 100,
+				"maxReadBufferBytes": 5000000, "backlog": 50, "clientTimeout": 0, "workerQueueSize": 100,
+				"timeoutCheckerThreads": 1, "port": port},
+			"kafkaConfigurationMap": map[string]any{"K_bench": map[string]any{
+				"bootstrapServers": brokers, "acks": "all", "retries": 0, "batchSize": 16384,
+				"clientId": "pproxy-bench", "retryBackoff": 100, "metadataMaxAge": 300000,
+				"metadataFetchTimeout": 5000, "ackTimeout": 3000, "bufferMemory": 33554432}},
+		},
+	})
+}
+
+// topicNode is /topic/<topic>, bound to instance on K_bench.
+func topicNode(topic, instance string) []byte {
+	return mustJSON(map[string]any{
+		"topic": topic,
+		"topicUnits": []map[string]any{{"brokerCluster": "K_bench",
+			"proxies": map[string][]string{"P_bench": {instance}}, "totalMaxTps": 1000000, "maxTps": 1000000}},
+		"delayTopic": false, "limiterFailureRetryInterval": 0,
+	})
+}
+
+// startPProxy writes carrera.yaml under dir and starts pproxy; it returns
+// once http://adminAddr/healthz answers 200.
+func startPProxy(ctx context.Context, bin, dir, zkAddr string, port int, adminAddr string) (*proc, error) {
+	cache := filepath.Join(dir, "cache")
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return nil, err
+	}
+	yaml := fmt.Sprintf("zookeeperAddr: %s%s\nhost: 127.0.0.1\nport: %d\nadminAddr: %s\nconfigCacheDir: %s\n"+
+		"logLevel: info\nlogDir: \"\"\nzkStartTimeout: 5s\nshutdownTimeout: 5s\n",
+		zkAddr, zkChroot, port, adminAddr, cache)
+	conf := filepath.Join(dir, "carrera.yaml")
+	if err := os.WriteFile(conf, []byte(yaml), 0o644); err != nil {
+		return nil, err
+	}
+	p, err := startProc("pproxy", dir, filepath.Join(dir, "pproxy.log"), bin, "-conf", conf)
+	if err != nil {
+		return nil, err
+	}
+	client := &http.Client{Timeout: time.Second}
+	healthy := func() bool {
+		resp, err := client.Get("http://" + adminAddr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	if err := waitReady(ctx, p, 60*time.Second, "healthy", healthy); err != nil {
+		p.stop(stopGrace)
+		return nil, err
+	}
+	return p, nil
+}
+
+// procStatus returns a field of /proc/<pid>/status in KiB (e.g. "VmHWM").
+func procStatusKiB(pid int, field string) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			f := strings.Fields(rest)
+			if len(f) == 0 {
+				break
+			}
+			return strconv.ParseInt(f[0], 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, field)
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat times; 100 on every
+// Linux architecture Go supports.
+const clockTicks = 100
+
+// cpuTime returns the user+system CPU time of pid so far (all threads).
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may contain spaces; fields after ")".
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state); utime is field 14, stime field 15.
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / clockTicks
+}

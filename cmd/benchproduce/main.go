@@ -304,7 +304,10 @@ func bench(ctx context.Context, o *options, cl *cleanups) (*report, error) {
 	rep := &report{
 		Started: time.Now().UTC(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
 		MessageBytes: o.size, Partitions: o.partitions, Warmup: o.warmup.String(), Duration: o.duration.String(),
-		BrokerPersist: o.brokerPersist,
+		BrokerPersist: o.brokerPersist, LoadAvgAtStart: loadAvg(),
+	}
+	if rep.LoadAvgAtStart > 0.5 {
+		logf("WARNING: 1-minute load average is %.2f before the run: other programs compete for the %d cores", rep.LoadAvgAtStart, rep.CPUs)
 	}
 	var specs []phaseSpec
 	for _, c := range []int{1, 64} {
@@ -386,10 +389,11 @@ func runPhase(ctx context.Context, o *options, s *stack, sp *phaseSpec) error {
 	}
 	defer teardown()
 
-	type sample struct{ pproxy, kafka, zk, self time.Duration }
+	type sample struct{ pproxy, kafka, zk, self, machine time.Duration }
 	take := func() sample {
-		return sample{cpuTime(s.pproxy.pid()), cpuTime(s.kafka.pid()), cpuTime(s.zk.pid()), cpuTime(os.Getpid())}
+		return sample{cpuTime(s.pproxy.pid()), cpuTime(s.kafka.pid()), cpuTime(s.zk.pid()), cpuTime(os.Getpid()), machineBusy()}
 	}
+	res.LoadAvg = loadAvg()
 	var before, after sample
 	var profErr error
 	profDone := make(chan struct{})
@@ -440,9 +444,17 @@ func runPhase(ctx context.Context, o *options, s *stack, sp *phaseSpec) error {
 		return fmt.Errorf("%w (errors %d, first: %s)", errNoSuccess, rec.errs, first)
 	}
 	pct := func(d time.Duration) float64 { return 100 * d.Seconds() / o.duration.Seconds() }
+	stackCPU := (after.pproxy - before.pproxy) + (after.kafka - before.kafka) + (after.zk - before.zk) + (after.self - before.self)
+	if res.Path == "direct" { // pproxy idles meanwhile; its few ticks are not part of the direct path
+		stackCPU -= after.pproxy - before.pproxy
+	}
 	res.CPU = cpuShare{
 		PProxy: pct(after.pproxy - before.pproxy), Broker: pct(after.kafka - before.kafka),
 		ZK: pct(after.zk - before.zk), Bench: pct(after.self - before.self),
+		Other: max(0, pct(after.machine-before.machine)-pct((after.pproxy-before.pproxy)+(after.kafka-before.kafka)+(after.zk-before.zk)+(after.self-before.self))),
+	}
+	if res.Messages > 0 {
+		res.StackCPUPerMsgUs = float64(stackCPU.Microseconds()) / float64(res.Messages)
 	}
 	if res.Path == "pproxy" && res.Messages > 0 {
 		res.PProxyCPUPerMsgUs = float64((after.pproxy - before.pproxy).Microseconds()) / float64(res.Messages)
@@ -541,5 +553,13 @@ func finish(rep *report, o *options) {
 			"partition; the async producer spreads messages over all partitions.",
 			o.batch, o.batchConns, o.batch*o.batchConns, o.asyncWindow),
 		"Latency: per call, from the recorded durations of calls completing in the measured window (nearest-rank percentiles).",
+		"CPU µs/msg: CPU time of the stack's processes (generator, broker, ZooKeeper, and pproxy on pproxy phases) per message " +
+			"delivered. 'other' is machine busy time not charged to them (other programs, interrupts).",
+	}
+	for _, p := range rep.Phases {
+		if p.CPU.Other > 25 {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("WARNING: during %s other programs used %.0f%% CPU (of %d00%%): "+
+				"its figures are disturbed; rerun on an idle machine.", p.Name, p.CPU.Other, rep.CPUs))
+		}
 	}
 }

@@ -78,6 +78,9 @@ type cpuShare struct {
 	Broker float64 `json:"brokerPct"`
 	ZK     float64 `json:"zookeeperPct"`
 	Bench  float64 `json:"benchPct"`
+	// Other is the rest of the machine's busy time: other programs, and
+	// interrupt time not charged to a process.
+	Other float64 `json:"otherPct"`
 }
 
 // phaseResult is one measured configuration.
@@ -103,6 +106,10 @@ type phaseResult struct {
 	// PProxyCPUPerMsgUs is pproxy's CPU time per message in µs (pproxy
 	// phases only).
 	PProxyCPUPerMsgUs float64 `json:"pproxyCpuPerMsgUs,omitempty"`
+	// StackCPUPerMsgUs is the CPU time per message of all processes of the
+	// stack together (load generator, pproxy, broker, ZooKeeper).
+	StackCPUPerMsgUs float64 `json:"stackCpuPerMsgUs"`
+	LoadAvg          float64 `json:"loadAvg1mAtStart"`
 	Profile           string  `json:"profile,omitempty"`
 }
 
@@ -150,6 +157,7 @@ type report struct {
 	BrokerPersist    bool          `json:"brokerPersist"`
 	Phases           []phaseResult `json:"phases"`
 	Comparisons      []comparison  `json:"comparisons"`
+	LoadAvgAtStart   float64       `json:"loadAvg1mAtStart"`
 	PProxyPeakRSSMiB float64       `json:"pproxyPeakRssMiB"`
 	BrokerPeakRSSMiB float64       `json:"brokerPeakRssMiB"`
 	Verdicts         []verdict     `json:"verdicts"`
@@ -177,7 +185,7 @@ func compare(name string, direct, proxy *phaseResult, latencyComparable bool) co
 
 func printTable(w io.Writer, r *report) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\tpath\tconc\tmsgs/s\tcalls/s\tp50 ms\tp99 ms\tmax ms\terrors\tCPU% pproxy\tbroker\tbench\tzk\tlatency of\t")
+	fmt.Fprintln(tw, "phase\tpath\tconc\tmsgs/s\tcalls/s\tp50 ms\tp99 ms\tmax ms\terrors\tCPU% pproxy\tbroker\tbench\tzk\tother\tCPU µs/msg\tlatency of\t")
 	for _, p := range r.Phases {
 		conc := fmt.Sprint(p.Concurrency)
 		if p.Batch > 0 {
@@ -190,9 +198,9 @@ func printTable(w io.Writer, r *report) {
 		if p.Path == "pproxy" {
 			pp = fmt.Sprintf("%.0f", p.CPU.PProxy)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%.0f\t%.2f\t%.2f\t%.1f\t%d\t%s\t%.0f\t%.0f\t%.0f\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%.0f\t%.2f\t%.2f\t%.1f\t%d\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%s\t\n",
 			p.Name, p.Path, conc, p.MsgsPerSec, p.CallsPerSec, p.P50Ms, p.P99Ms, p.MaxMs, p.Errors,
-			pp, p.CPU.Broker, p.CPU.Bench, p.CPU.ZK, p.LatencyUnit)
+			pp, p.CPU.Broker, p.CPU.Bench, p.CPU.ZK, p.CPU.Other, p.StackCPUPerMsgUs, p.LatencyUnit)
 	}
 	_ = tw.Flush()
 	for _, p := range r.Phases {

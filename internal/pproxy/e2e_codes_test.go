@@ -26,7 +26,9 @@ func TestE2EResultCodesOverTheWire(t *testing.T) {
 	r.kafka.CreateTopic("delayed", 1)
 	r.kafka.CreateTopic("other", 1)
 	testenv.SeedZK(t, r.zk.Addr, chroot, map[string][]byte{
-		"/pproxy/" + e2eInstance: pproxyNodeJSON(r.kafka.Addrs(), []string{"orders", "clicks", "ghost", "delayed", "other"}, true),
+		"/pproxy/" + e2eInstance: pproxyNodeJSON(r.kafka.Addrs(), []string{"orders", "clicks", "ghost", "delayed", "other", "inner_0"}, true),
+		// from_chronos re-deliveries are rate-limited under <prefix>0.
+		"/topic/inner_0": topicJSON("inner_0", []string{e2eInstance}, 100000),
 		"/topic/ghost":           topicJSON("ghost", []string{e2eInstance}, 100000), // bound, not on the broker
 		"/topic/delayed":         delayedJSON,
 		"/topic/other":           []byte(other), // cluster without producer
@@ -65,13 +67,24 @@ func TestE2EResultCodesOverTheWire(t *testing.T) {
 
 	// 12: the broker holds every produce for 400 ms; timeout 50 ms plus
 	// the 30 ms retry both expire.
-	var produces atomic.Int32
+	var started, finished atomic.Int32
 	r.kafka.Cluster.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
 		r.kafka.Cluster.KeepControl()
-		produces.Add(1)
+		started.Add(1)
 		r.kafka.Cluster.SleepControl(func() { time.Sleep(400 * time.Millisecond) })
+		finished.Add(1)
 		return nil, nil, false
 	})
+	// await polls cond (the broker-side counters) until it holds.
+	await := func(what string, cond func() bool) {
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	start := time.Now()
 	res, err := c.SendSync(context.Background(), &producer.Message{Topic: "orders", Body: []byte("slow"), PartitionId: -1}, 50)
 	if err != nil || res.Code != 12 || res.Msg != "FAILED: Send timeout" {
@@ -82,14 +95,14 @@ func TestE2EResultCodesOverTheWire(t *testing.T) {
 	}
 
 	// 20: a call in flight keeps the drain waiting; new calls meanwhile get 20.
+	await("earlier produces to finish", func() bool { return started.Load() > 0 && finished.Load() == started.Load() })
+	s0 := started.Load()
 	inflight := make(chan *producer.Result_, 1)
 	go func() {
 		res, _ := c.SendSync(context.Background(), &producer.Message{Topic: "orders", Body: []byte("last"), PartitionId: -1}, 0)
 		inflight <- res
 	}()
-	for produces.Load() < 3 { // the two attempts above plus this call's record
-		time.Sleep(5 * time.Millisecond)
-	}
+	await("the in-flight call's produce", func() bool { return started.Load() > s0 })
 	stopped := make(chan struct{})
 	go func() { r.stop(); close(stopped) }()
 	c2 := dial(t, r.addr, false)

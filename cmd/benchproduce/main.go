@@ -451,7 +451,8 @@ func runPhase(ctx context.Context, o *options, s *stack, sp *phaseSpec) error {
 	res.CPU = cpuShare{
 		PProxy: pct(after.pproxy - before.pproxy), Broker: pct(after.kafka - before.kafka),
 		ZK: pct(after.zk - before.zk), Bench: pct(after.self - before.self),
-		Other: max(0, pct(after.machine-before.machine)-pct((after.pproxy-before.pproxy)+(after.kafka-before.kafka)+(after.zk-before.zk)+(after.self-before.self))),
+		Machine: pct(after.machine - before.machine),
+		Other:   max(0, pct(after.machine-before.machine)-pct((after.pproxy-before.pproxy)+(after.kafka-before.kafka)+(after.zk-before.zk)+(after.self-before.self))),
 	}
 	if res.Messages > 0 {
 		res.StackCPUPerMsgUs = float64(stackCPU.Microseconds()) / float64(res.Messages)

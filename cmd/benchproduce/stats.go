@@ -81,6 +81,8 @@ type cpuShare struct {
 	// Other is the rest of the machine's busy time: other programs, and
 	// interrupt time not charged to a process.
 	Other float64 `json:"otherPct"`
+	// Machine is the whole machine's busy time (/proc/stat).
+	Machine float64 `json:"machinePct"`
 }
 
 // phaseResult is one measured configuration.
@@ -110,7 +112,7 @@ type phaseResult struct {
 	// stack together (load generator, pproxy, broker, ZooKeeper).
 	StackCPUPerMsgUs float64 `json:"stackCpuPerMsgUs"`
 	LoadAvg          float64 `json:"loadAvg1mAtStart"`
-	Profile           string  `json:"profile,omitempty"`
+	Profile          string  `json:"profile,omitempty"`
 }
 
 // summarize turns a merged recorder into a phaseResult's numbers.

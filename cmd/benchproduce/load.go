@@ -5,14 +5,19 @@ package main
 // in-flight window (direct sarama AsyncProducer).
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/apache/thrift/lib/go/thrift"
+	metrics "github.com/rcrowley/go-metrics"
 
 	"github.com/ddmq-go/carrera/gen-go/carrera/producer"
 )
@@ -111,9 +116,57 @@ func directConfig() *sarama.Config {
 	return cfg
 }
 
-// directSync prepares conc goroutines sharing one SyncProducer.
-func directSync(brokers []string, topic string, body []byte, conc int) ([]callFunc, func(), error) {
-	sp, err := sarama.NewSyncProducer(brokers, directConfig())
+// produceCounter returns the produce requests a producer has sent so far
+// and the records in them (ok false when unknown).
+type produceCounter func() (requests, records float64, ok bool)
+
+// saramaCounter reads sarama's own metrics of the producer built from cfg.
+func saramaCounter(cfg *sarama.Config) produceCounter {
+	return func() (float64, float64, bool) {
+		h, _ := cfg.MetricRegistry.Get("records-per-request").(metrics.Histogram)
+		m, _ := cfg.MetricRegistry.Get("record-send-rate").(metrics.Meter)
+		if h == nil || m == nil {
+			return 0, 0, false
+		}
+		return float64(h.Snapshot().Count()), float64(m.Snapshot().Count()), true
+	}
+}
+
+// pproxyCounter scrapes pproxy's carrera_kafka_producer_records_per_request
+// summary (count = requests, sum = records).
+func pproxyCounter(admin string) produceCounter {
+	client := &http.Client{Timeout: 2 * time.Second}
+	return func() (float64, float64, bool) {
+		resp, err := client.Get("http://" + admin + "/metrics")
+		if err != nil {
+			return 0, 0, false
+		}
+		defer resp.Body.Close()
+		var reqs, recs float64
+		var haveReqs, haveRecs bool
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			name, rest, _ := strings.Cut(sc.Text(), " ")
+			name, _, _ = strings.Cut(name, "{")
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err != nil {
+				continue
+			}
+			switch name {
+			case "carrera_kafka_producer_records_per_request_count":
+				reqs, haveReqs = reqs+v, true
+			case "carrera_kafka_producer_records_per_request_sum":
+				recs, haveRecs = recs+v, true
+			}
+		}
+		return reqs, recs, haveReqs && haveRecs
+	}
+}
+
+// directSync prepares conc goroutines sharing one SyncProducer built from cfg.
+func directSync(cfg *sarama.Config, brokers []string, topic string, body []byte, conc int) ([]callFunc, func(), error) {
+	sp, err := sarama.NewSyncProducer(brokers, cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("sarama sync producer: %w", err)
 	}
@@ -131,8 +184,8 @@ func directSync(brokers []string, topic string, body []byte, conc int) ([]callFu
 // runDirectAsync feeds one AsyncProducer as fast as it acknowledges, with
 // at most limit messages in flight. One latency sample per message:
 // hand-over to sarama → success returned.
-func runDirectAsync(ctx context.Context, w window, brokers []string, topic string, body []byte, limit int) (*recorder, error) {
-	ap, err := sarama.NewAsyncProducer(brokers, directConfig())
+func runDirectAsync(ctx context.Context, w window, cfg *sarama.Config, brokers []string, topic string, body []byte, limit int) (*recorder, error) {
+	ap, err := sarama.NewAsyncProducer(brokers, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("sarama async producer: %w", err)
 	}

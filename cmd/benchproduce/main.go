@@ -272,6 +272,7 @@ func up(ctx context.Context, o *options, cl *cleanups, tmp string) (*stack, erro
 // before the clock starts; run measures.
 type phaseSpec struct {
 	res     phaseResult
+	counter produceCounter                                         // produce requests and records so far
 	prepare func() ([]callFunc, func(), error)                     // closed-loop phases
 	open    func(ctx context.Context, w window) (*recorder, error) // the async phase
 }
@@ -310,30 +311,37 @@ func bench(ctx context.Context, o *options, cl *cleanups) (*report, error) {
 		logf("WARNING: 1-minute load average is %.2f before the run: other programs compete for the %d cores", rep.LoadAvgAtStart, rep.CPUs)
 	}
 	var specs []phaseSpec
+	proxyCounter := pproxyCounter(s.adminAddr)
 	for _, c := range []int{1, 64} {
+		cfg := directConfig()
 		specs = append(specs,
 			phaseSpec{
 				res: phaseResult{Name: fmt.Sprintf("direct-sync-%d", c), Path: "direct", API: "sarama SyncProducer.SendMessage",
 					Concurrency: c, LatencyUnit: "call"},
-				prepare: func() ([]callFunc, func(), error) { return directSync(s.brokers, o.topic, body, c) },
+				counter: saramaCounter(cfg),
+				prepare: func() ([]callFunc, func(), error) { return directSync(cfg, s.brokers, o.topic, body, c) },
 			},
 			phaseSpec{
 				res: phaseResult{Name: fmt.Sprintf("proxy-sync-%d", c), Path: "pproxy", API: "sendSync",
 					Concurrency: c, LatencyUnit: "call"},
+				counter: proxyCounter,
 				prepare: func() ([]callFunc, func(), error) { return proxySync(s.proxyAddr, o.topic, body, c) },
 			})
 	}
+	asyncCfg := directConfig()
 	specs = append(specs,
 		phaseSpec{
 			res: phaseResult{Name: "direct-async", Path: "direct", API: "sarama AsyncProducer",
 				Concurrency: 1, Window: o.asyncWindow, LatencyUnit: "message"},
+			counter: saramaCounter(asyncCfg),
 			open: func(ctx context.Context, w window) (*recorder, error) {
-				return runDirectAsync(ctx, w, s.brokers, o.topic, body, o.asyncWindow)
+				return runDirectAsync(ctx, w, asyncCfg, s.brokers, o.topic, body, o.asyncWindow)
 			},
 		},
 		phaseSpec{
 			res: phaseResult{Name: fmt.Sprintf("proxy-batch-%d", o.batch), Path: "pproxy", API: "sendBatchSync",
 				Concurrency: o.batchConns, Batch: o.batch, LatencyUnit: "batch call"},
+			counter: proxyCounter,
 			prepare: func() ([]callFunc, func(), error) {
 				return proxyBatch(s.proxyAddr, o.topic, body, o.batchConns, o.batch)
 			},
@@ -389,9 +397,18 @@ func runPhase(ctx context.Context, o *options, s *stack, sp *phaseSpec) error {
 	}
 	defer teardown()
 
-	type sample struct{ pproxy, kafka, zk, self, machine time.Duration }
+	type sample struct {
+		pproxy, kafka, zk, self, machine time.Duration
+		reqs, recs                       float64
+		counted                          bool
+	}
 	take := func() sample {
-		return sample{cpuTime(s.pproxy.pid()), cpuTime(s.kafka.pid()), cpuTime(s.zk.pid()), cpuTime(os.Getpid()), machineBusy()}
+		smp := sample{pproxy: cpuTime(s.pproxy.pid()), kafka: cpuTime(s.kafka.pid()), zk: cpuTime(s.zk.pid()),
+			self: cpuTime(os.Getpid()), machine: machineBusy()}
+		if sp.counter != nil {
+			smp.reqs, smp.recs, smp.counted = sp.counter()
+		}
+		return smp
 	}
 	res.LoadAvg = loadAvg()
 	var before, after sample
@@ -453,6 +470,10 @@ func runPhase(ctx context.Context, o *options, s *stack, sp *phaseSpec) error {
 		ZK: pct(after.zk - before.zk), Bench: pct(after.self - before.self),
 		Machine: pct(after.machine - before.machine),
 		Other:   max(0, pct(after.machine-before.machine)-pct((after.pproxy-before.pproxy)+(after.kafka-before.kafka)+(after.zk-before.zk)+(after.self-before.self))),
+	}
+	if before.counted && after.counted && after.reqs > before.reqs {
+		res.ProduceReqsPerSec = (after.reqs - before.reqs) / o.duration.Seconds()
+		res.RecordsPerRequest = (after.recs - before.recs) / (after.reqs - before.reqs)
 	}
 	if res.Messages > 0 {
 		res.StackCPUPerMsgUs = float64(stackCPU.Microseconds()) / float64(res.Messages)

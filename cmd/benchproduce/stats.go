@@ -112,7 +112,12 @@ type phaseResult struct {
 	// stack together (load generator, pproxy, broker, ZooKeeper).
 	StackCPUPerMsgUs float64 `json:"stackCpuPerMsgUs"`
 	LoadAvg          float64 `json:"loadAvg1mAtStart"`
-	Profile          string  `json:"profile,omitempty"`
+	// ProduceReqsPerSec and RecordsPerRequest describe the Kafka produce
+	// requests of the phase's producer (sarama's metrics; pproxy's via
+	// /metrics): how well concurrent sends coalesce.
+	ProduceReqsPerSec float64 `json:"produceRequestsPerSec"`
+	RecordsPerRequest float64 `json:"recordsPerProduceRequest"`
+	Profile           string  `json:"profile,omitempty"`
 }
 
 // summarize turns a merged recorder into a phaseResult's numbers.
@@ -187,7 +192,7 @@ func compare(name string, direct, proxy *phaseResult, latencyComparable bool) co
 
 func printTable(w io.Writer, r *report) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\tpath\tconc\tmsgs/s\tcalls/s\tp50 ms\tp99 ms\tmax ms\terrors\tCPU% pproxy\tbroker\tbench\tzk\tother\tCPU µs/msg\tlatency of\t")
+	fmt.Fprintln(tw, "phase\tpath\tconc\tmsgs/s\tcalls/s\tp50 ms\tp99 ms\tmax ms\terrors\tCPU% pproxy\tbroker\tbench\tzk\tidle\tCPU µs/msg\tKafka req/s\trec/req\tlatency of\t")
 	for _, p := range r.Phases {
 		conc := fmt.Sprint(p.Concurrency)
 		if p.Batch > 0 {
@@ -200,9 +205,10 @@ func printTable(w io.Writer, r *report) {
 		if p.Path == "pproxy" {
 			pp = fmt.Sprintf("%.0f", p.CPU.PProxy)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%.0f\t%.2f\t%.2f\t%.1f\t%d\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%.0f\t%.2f\t%.2f\t%.1f\t%d\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.0f\t%.1f\t%s\t\n",
 			p.Name, p.Path, conc, p.MsgsPerSec, p.CallsPerSec, p.P50Ms, p.P99Ms, p.MaxMs, p.Errors,
-			pp, p.CPU.Broker, p.CPU.Bench, p.CPU.ZK, p.CPU.Other, p.StackCPUPerMsgUs, p.LatencyUnit)
+			pp, p.CPU.Broker, p.CPU.Bench, p.CPU.ZK, max(0, float64(r.CPUs)*100-p.CPU.Machine), p.StackCPUPerMsgUs,
+			p.ProduceReqsPerSec, p.RecordsPerRequest, p.LatencyUnit)
 	}
 	_ = tw.Flush()
 	for _, p := range r.Phases {

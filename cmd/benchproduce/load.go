@@ -250,7 +250,12 @@ func dialProxy(addr string) (*proxyConn, error) {
 
 func (c *proxyConn) open() error {
 	cfg := &thrift.TConfiguration{ConnectTimeout: 2 * time.Second, SocketTimeout: 30 * time.Second}
-	trans := thrift.NewTFramedTransportConf(thrift.NewTSocketConf(c.addr, cfg), cfg)
+	// The buffered layer makes the framed transport's header and payload
+	// one write, as DDMQ's Java SDK sends them (TFramedTransport over a
+	// TSocket with a buffered stream). Without it Go's TFramedTransport
+	// issues two writes per call: two segments and two wake-ups at pproxy.
+	buffered := thrift.NewTBufferedTransport(thrift.NewTSocketConf(c.addr, cfg), 64<<10)
+	trans := thrift.NewTFramedTransportConf(buffered, cfg)
 	if err := trans.Open(); err != nil {
 		return fmt.Errorf("connect to pproxy %s: %w", c.addr, err)
 	}

@@ -2,26 +2,41 @@
 // production, in one run, on a stack it starts itself:
 //
 //	ZooKeeper (Debian jar), kfakeserver (1 broker, topic "bench" with 16
-//	partitions) and pproxy, each a separate child process on free ports
-//	of 127.0.0.1 with data in a temporary directory.
+//	partitions) and pproxy (built from ./cmd/pproxy), each a separate child
+//	process on free ports of 127.0.0.1 with its files in a temporary
+//	directory.
 //
-// With 1 KiB messages it measures, each for -duration after a -warmup:
+// With 1 KiB messages it measures, each phase for -duration after a
+// -warmup, starting from an emptied topic:
 //
 //	direct sarama SyncProducer, C goroutines sharing one producer   vs
 //	pproxy sendSync (3000 ms, partitionId -2), C connections         (C = 1, 64)
-//	direct sarama AsyncProducer, bounded in-flight window            vs
+//	direct sarama AsyncProducer, in-flight window of batch × conns   vs
 //	pproxy sendBatchSync (batches of -batch) from -batch-conns connections
 //
 // and prints msgs/s, per-call p50/p99 latency, the proxy/direct ratios,
-// pproxy's peak RSS and verdicts against the targets. Missed targets are
-// printed as MISSED but do not fail the run; the exit status is non-zero
-// only when the harness itself fails (or is interrupted). Every child
-// process is stopped (SIGTERM, then SIGKILL after 10 s) and the temporary
-// directory removed on every exit path, Ctrl-C included.
+// CPU per process, Kafka produce requests, pproxy's peak RSS (VmHWM) and
+// verdicts against the targets. Missed targets are printed as MISSED but do
+// not fail the run; the exit status is non-zero only when the harness itself
+// fails (1) or is interrupted (130). Every child process is stopped
+// (SIGTERM, then SIGKILL after 10 s) and the temporary directory removed on
+// every exit path, Ctrl-C included.
+//
+// The broker runs in memory by default (-broker-persist makes kfakeserver
+// fsync every produce batch, which turns every phase into a disk
+// benchmark). kfake slows down as its log grows, so each phase starts from
+// an emptied topic and retention.bytes (enforced every second, 1 MiB
+// segments) bounds the log within a phase.
+//
+// On a small machine the proxy path pays for an extra process on the same
+// cores; -pin gives pproxy a CPU of its own and confines everything else to
+// the others. -profile-dir saves pproxy CPU profiles of the pproxy phases,
+// -only selects phases, -pproxy-bin and -pproxy-env compare builds and
+// runtime settings.
 //
 // Usage (from the repository root):
 //
-//	go run ./cmd/benchproduce [-duration 5s] [-json results.json] [-profile-dir DIR]
+//	go run ./cmd/benchproduce [-duration 5s] [-pin] [-json results.json] [-profile-dir DIR]
 //	make bench-produce BENCH_ARGS='-duration 3s'
 package main
 
@@ -39,6 +54,7 @@ import (
 	"regexp"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -65,6 +81,9 @@ type options struct {
 	profileDir    string
 	keep          bool
 	retention     int64
+	pin           bool
+	pproxyEnv     []string
+	pproxyBin     string
 	only          *regexp.Regexp
 }
 
@@ -87,6 +106,15 @@ func realMain() int {
 	flag.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
 	flag.StringVar(&o.profileDir, "profile-dir", "", "save a pproxy CPU profile of each pproxy phase's measured window here")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (logs, configs, broker data)")
+	flag.BoolVar(&o.pin, "pin", false, "give pproxy a CPU of its own (taskset) and confine ZooKeeper, the broker and the load generator to the others, in every phase")
+	flag.Func("pproxy-env", "extra environment variable KEY=VALUE for pproxy only, e.g. GOGC=400 (repeatable)", func(v string) error {
+		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+			return errors.New("want KEY=VALUE")
+		}
+		o.pproxyEnv = append(o.pproxyEnv, v)
+		return nil
+	})
+	flag.StringVar(&o.pproxyBin, "pproxy-bin", "", "use this pproxy binary instead of building ./cmd/pproxy (e.g. to compare builds)")
 	only := flag.String("only", "", "run only the phases whose name matches this regexp (e.g. 'sync-64')")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: go run ./cmd/benchproduce [flags]\n\n"+
@@ -134,6 +162,9 @@ func realMain() int {
 			return 130
 		}
 		fmt.Fprintln(os.Stderr, "benchproduce: HARNESS FAILURE:", err)
+		if !o.keep {
+			fmt.Fprintln(os.Stderr, "benchproduce: rerun with -keep to keep the logs and configurations")
+		}
 		return 1
 	}
 	fmt.Println()
@@ -196,8 +227,16 @@ func up(ctx context.Context, o *options, cl *cleanups, tmp string) (*stack, erro
 		return nil, err
 	}
 	bin := filepath.Join(tmp, "bin")
-	logf("building pproxy and kfakeserver into %s", bin)
-	if err := buildBinaries(ctx, root, bin, "./cmd/pproxy", "./cmd/kfakeserver"); err != nil {
+	pkgs := []string{"./cmd/kfakeserver"}
+	pproxyBin := o.pproxyBin
+	if pproxyBin == "" {
+		pkgs = append(pkgs, "./cmd/pproxy")
+		pproxyBin = filepath.Join(bin, "pproxy")
+	} else if pproxyBin, err = filepath.Abs(pproxyBin); err != nil {
+		return nil, err
+	}
+	logf("building %s into %s", strings.Join(pkgs, " "), bin)
+	if err := buildBinaries(ctx, root, bin, pkgs...); err != nil {
 		return nil, err
 	}
 	ports, err := freePorts(4)
@@ -205,6 +244,16 @@ func up(ctx context.Context, o *options, cl *cleanups, tmp string) (*stack, erro
 		return nil, fmt.Errorf("free ports: %w", err)
 	}
 	zkPort, kafkaPort, proxyPort, adminPort := ports[0], ports[1], ports[2], ports[3]
+	plan, err := newCPUPlan(o.pin, runtime.NumCPU())
+	if err != nil {
+		return nil, err
+	}
+	if o.pin {
+		if err := pinSelf(plan.otherIDs); err != nil {
+			return nil, err
+		}
+		logf("pinned: pproxy on CPU %s; ZooKeeper, broker and load generator on CPU %s", plan.pproxy, plan.others)
+	}
 	s := &stack{
 		brokers:   []string{"127.0.0.1:" + strconv.Itoa(kafkaPort)},
 		proxyAddr: "127.0.0.1:" + strconv.Itoa(proxyPort),
@@ -220,8 +269,8 @@ func up(ctx context.Context, o *options, cl *cleanups, tmp string) (*stack, erro
 	if err != nil {
 		return nil, err
 	}
-	if s.zk, err = startZooKeeper(ctx, zkDir, zkPort); err != nil {
-		return nil, fmt.Errorf("ZooKeeper: %w", err)
+	if s.zk, err = startZooKeeper(ctx, zkDir, zkPort, plan.others); err != nil {
+		return nil, err
 	}
 	cl.stopOnCleanup(s.zk)
 	logf("ZooKeeper serving on %s (pid %d)", zkAddr, s.zk.pid())
@@ -234,8 +283,8 @@ func up(ctx context.Context, o *options, cl *cleanups, tmp string) (*stack, erro
 	if o.brokerPersist {
 		data = filepath.Join(kDir, "data")
 	}
-	if s.kafka, err = startKafka(ctx, filepath.Join(bin, "kfakeserver"), kDir, kafkaPort, o.partitions, data); err != nil {
-		return nil, fmt.Errorf("kfakeserver: %w", err)
+	if s.kafka, err = startKafka(ctx, filepath.Join(bin, "kfakeserver"), kDir, kafkaPort, o.partitions, data, plan.others); err != nil {
+		return nil, err
 	}
 	cl.stopOnCleanup(s.kafka)
 	if s.admin, err = newBrokerAdmin(s.brokers, o.topic); err != nil {
@@ -260,16 +309,20 @@ func up(ctx context.Context, o *options, cl *cleanups, tmp string) (*stack, erro
 	if err != nil {
 		return nil, err
 	}
-	if s.pproxy, err = startPProxy(ctx, filepath.Join(bin, "pproxy"), pDir, zkAddr, proxyPort, s.adminAddr); err != nil {
-		return nil, fmt.Errorf("pproxy: %w", err)
+	if s.pproxy, err = startPProxy(ctx, pproxyBin, pDir, zkAddr, proxyPort, s.adminAddr, plan.pproxy, o.pproxyEnv); err != nil {
+		return nil, err
 	}
 	cl.stopOnCleanup(s.pproxy)
-	logf("pproxy serving on %s, admin http://%s (pid %d)", s.proxyAddr, s.adminAddr, s.pproxy.pid())
+	logf("pproxy %s serving on %s, admin http://%s (pid %d)", pproxyBin, s.proxyAddr, s.adminAddr, s.pproxy.pid())
+	if len(o.pproxyEnv) > 0 {
+		logf("pproxy environment additions: %s", strings.Join(o.pproxyEnv, " "))
+	}
 	return s, nil
 }
 
-// phaseSpec is one measured configuration. prepare sets up connections
-// before the clock starts; run measures.
+// phaseSpec is one measured configuration: a closed-loop phase has
+// prepare (connections and producers are set up before the clock starts),
+// the async phase has open (it sets up and measures itself).
 type phaseSpec struct {
 	res     phaseResult
 	counter produceCounter                                         // produce requests and records so far
@@ -306,9 +359,6 @@ func bench(ctx context.Context, o *options, cl *cleanups) (*report, error) {
 		Started: time.Now().UTC(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
 		MessageBytes: o.size, Partitions: o.partitions, Warmup: o.warmup.String(), Duration: o.duration.String(),
 		BrokerPersist: o.brokerPersist, LoadAvgAtStart: loadAvg(),
-	}
-	if rep.LoadAvgAtStart > 0.5 {
-		logf("WARNING: 1-minute load average is %.2f before the run: other programs compete for the %d cores", rep.LoadAvgAtStart, rep.CPUs)
 	}
 	var specs []phaseSpec
 	proxyCounter := pproxyCounter(s.adminAddr)
@@ -347,17 +397,22 @@ func bench(ctx context.Context, o *options, cl *cleanups) (*report, error) {
 			},
 		})
 
+	ran := 0
 	for i := range specs {
 		sp := &specs[i]
 		if o.only != nil && !o.only.MatchString(sp.res.Name) {
 			continue
 		}
+		ran++
 		if err := runPhase(ctx, o, s, sp); err != nil {
 			return nil, fmt.Errorf("phase %s: %w", sp.res.Name, err)
 		}
 		rep.Phases = append(rep.Phases, sp.res)
 	}
 
+	if ran == 0 {
+		return nil, fmt.Errorf("-only %q matches no phase", o.only)
+	}
 	if kib, err := procStatusKiB(s.pproxy.pid(), "VmHWM"); err == nil {
 		rep.PProxyPeakRSSMiB = float64(kib) / 1024
 	} else {
@@ -382,10 +437,10 @@ func runPhase(ctx context.Context, o *options, s *stack, sp *phaseSpec) error {
 	}
 	logf("phase %-16s %s (%s): %s warm-up + %s", res.Name, res.API, desc, o.warmup, o.duration)
 
-	if n, err := s.admin.empty(o.partitions); err != nil {
+	if held, written, err := s.admin.empty(o.partitions); err != nil {
 		return err
-	} else if n > 0 {
-		logf("  emptied topic (log end offsets total %d)", n)
+	} else if held > 0 {
+		logf("  emptied the topic: it held %d records (%d written so far)", held, written)
 	}
 	var calls []callFunc
 	teardown := func() {}
@@ -539,7 +594,7 @@ func finish(rep *report, o *options) {
 	if c, ok := cmp["sendSync C=64"]; ok {
 		rep.Verdicts = append(rep.Verdicts, verdict{
 			Target: fmt.Sprintf("C=64 sendSync throughput ≥ %.2f× direct", targetSyncRatio),
-			Actual: fmt.Sprintf("%.2f×", c.Ratio), Met: c.Ratio >= targetSyncRatio})
+			Actual: fmt.Sprintf("%.3f×", c.Ratio), Met: c.Ratio >= targetSyncRatio})
 	}
 	if c, ok := cmp["sendSync C=1"]; ok {
 		d := rep.phase(c.Direct)
@@ -551,7 +606,7 @@ func finish(rep *report, o *options) {
 	if c, ok := cmp["batch vs async"]; ok {
 		rep.Verdicts = append(rep.Verdicts, verdict{
 			Target: fmt.Sprintf("sendBatchSync(%d) throughput ≥ %.2f× direct async", o.batch, targetBatchRatio),
-			Actual: fmt.Sprintf("%.2f×", c.Ratio), Met: c.Ratio >= targetBatchRatio})
+			Actual: fmt.Sprintf("%.3f×", c.Ratio), Met: c.Ratio >= targetBatchRatio})
 	}
 	rep.Verdicts = append(rep.Verdicts, verdict{
 		Target: fmt.Sprintf("pproxy peak RSS ≤ %.0f MiB", targetRSSMiB),
@@ -561,11 +616,19 @@ func finish(rep *report, o *options) {
 	if o.brokerPersist {
 		persist = "persisted to a temp dir with an fsync per produce batch (kfakeserver -data-dir)"
 	}
+	layout := fmt.Sprintf("%d CPU cores shared by ZooKeeper, kfakeserver, pproxy and this load generator: the figures are "+
+		"for the whole stack on one box. The direct path has no pproxy competing for the cores, so ratios\n"+
+		"understate what pproxy would reach on a machine of its own (try -pin); the CPU%% columns (100 = one core) "+
+		"show where the time went.", rep.CPUs)
+	if o.pin {
+		layout = fmt.Sprintf("-pin: pproxy alone on CPU %d; ZooKeeper, kfakeserver and this load generator share the "+
+			"other %d CPU(s) in every phase, so client and broker capacity is the same on both paths.\n"+
+			"pproxy runs with GOMAXPROCS=1 then. Caveat: the direct path stays on one CPU while pproxy's traffic "+
+			"crosses CPUs (wake-ups by inter-processor interrupt, costly in a VM).", rep.CPUs-1, rep.CPUs-1)
+	}
+	rep.Pinned = o.pin
 	rep.Notes = []string{
-		fmt.Sprintf("%d CPU cores shared by ZooKeeper, kfakeserver, pproxy and this load generator: the figures are "+
-			"for the whole stack on one box. The direct path has no pproxy competing for the cores, so ratios\n"+
-			"understate what pproxy would reach on a machine of its own; the CPU%% columns (100 = one core) show "+
-			"where the time went.", rep.CPUs),
+		layout,
 		fmt.Sprintf("Broker: kfakeserver (franz-go kfake, a Go Kafka-protocol fake, not Kafka), 1 broker, %s.", persist),
 		fmt.Sprintf("Messages: %d B random bodies, no key; direct uses sarama's random partitioner, pproxy partitionId -2 "+
 			"(random). sarama %s, acks all, no retries, on both paths (pproxy: kafkaProducers 1).", o.size, "V2_8_0_0"),
@@ -576,7 +639,9 @@ func finish(rep *report, o *options) {
 			o.batch, o.batchConns, o.batch*o.batchConns, o.asyncWindow),
 		"Latency: per call, from the recorded durations of calls completing in the measured window (nearest-rank percentiles).",
 		"CPU µs/msg: CPU time of the stack's processes (generator, broker, ZooKeeper, and pproxy on pproxy phases) per message " +
-			"delivered. 'other' is machine busy time not charged to them (other programs, interrupts).",
+			"delivered. idle: approximate (tick-sampled /proc/stat).\n" +
+			"Kafka req/s, rec/req: produce requests of the phase's producer and records per request (sarama's metrics; " +
+			"pproxy's /metrics).",
 	}
 	for _, p := range rep.Phases {
 		if p.CPU.Other > 25 {

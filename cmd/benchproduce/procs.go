@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/go-zookeeper/zk"
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -33,6 +35,8 @@ const (
 	zkChroot    = "/carrera/v4/config"
 
 	stopGrace = 10 * time.Second // SIGTERM → SIGKILL
+
+	segmentBytes = 1 << 20 // segment.bytes of the bench topic
 )
 
 // proc is a child process whose output goes to a log file.
@@ -49,14 +53,24 @@ type proc struct {
 // child gets its own process group (a Ctrl-C in the terminal reaches only
 // this program, which then stops the children in order) and SIGKILL if
 // this program dies without cleaning up.
-func startProc(name, dir, logPath string, argv ...string) (*proc, error) {
+//
+// cpus, if not empty, is a taskset CPU list the process (all its threads)
+// is confined to; env entries (KEY=VALUE) are added to this program's
+// environment.
+func startProc(name, dir, logPath, cpus string, env []string, argv ...string) (*proc, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
+	if cpus != "" {
+		argv = append([]string{"taskset", "-c", cpus}, argv...) // taskset execs: same pid
+	}
 	defer logf.Close() // the child has its own descriptor
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -226,7 +240,7 @@ func waitReady(ctx context.Context, p *proc, timeout time.Duration, what string,
 
 // startZooKeeper writes zoo.cfg under dir and starts the Debian ZooKeeper
 // on port; it returns once `srvr` reports a Mode: line.
-func startZooKeeper(ctx context.Context, dir string, port int) (*proc, error) {
+func startZooKeeper(ctx context.Context, dir string, port int, cpus string) (*proc, error) {
 	if _, err := os.Stat(zkServerJar); err != nil {
 		return nil, fmt.Errorf("ZooKeeper jar %s not found: install it with `apt-get install -y zookeeper` (or `make deps`)", zkServerJar)
 	}
@@ -248,7 +262,7 @@ func startZooKeeper(ctx context.Context, dir string, port int) (*proc, error) {
 	if _, err := os.Stat(zkSlf4jJar); err == nil {
 		cp += ":" + zkSlf4jJar
 	}
-	p, err := startProc("zookeeper", dir, filepath.Join(dir, "zookeeper.log"),
+	p, err := startProc("zookeeper", dir, filepath.Join(dir, "zookeeper.log"), cpus, nil,
 		"java", "-Xmx256m", "-cp", cp, zkMainClass, cfgPath)
 	if err != nil {
 		return nil, err
@@ -334,12 +348,12 @@ func seedZK(addr, chroot string, nodes map[string][]byte) error {
 // get partitions partitions). dataDir "" keeps the data in memory;
 // otherwise it is persisted there (kfakeserver then fsyncs every batch). It
 // returns once the ready line is in the log.
-func startKafka(ctx context.Context, bin, dir string, port, partitions int, dataDir string) (*proc, error) {
+func startKafka(ctx context.Context, bin, dir string, port, partitions int, dataDir, cpus string) (*proc, error) {
 	args := []string{bin, "-ports", strconv.Itoa(port), "-partitions", strconv.Itoa(partitions)}
 	if dataDir != "" {
 		args = append(args, "-data-dir", dataDir)
 	}
-	p, err := startProc("kfakeserver", dir, filepath.Join(dir, "kfakeserver.log"), args...)
+	p, err := startProc("kfakeserver", dir, filepath.Join(dir, "kfakeserver.log"), cpus, nil, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -398,36 +412,45 @@ func (b *brokerAdmin) createTopic(partitions int, retentionBytes int64) error {
 		map[string]*string{"log.cleaner.backoff.ms": &interval}, false); err != nil {
 		return fmt.Errorf("broker config log.cleaner.backoff.ms: %w", err)
 	}
+	// Retention drops whole segments only (kfake keeps even its in-memory
+	// "files" until a segment is removed), so segments must be small
+	// next to retention.bytes: 1 MiB instead of the default 100 MiB.
 	ret := strconv.FormatInt(retentionBytes, 10)
+	seg := strconv.FormatInt(min(retentionBytes, segmentBytes), 10)
 	err := b.admin.CreateTopic(b.topic, &sarama.TopicDetail{NumPartitions: int32(partitions), ReplicationFactor: 1,
-		ConfigEntries: map[string]*string{"retention.bytes": &ret}}, false)
+		ConfigEntries: map[string]*string{"retention.bytes": &ret, "segment.bytes": &seg}}, false)
 	if err != nil {
 		return fmt.Errorf("create topic %q: %w", b.topic, err)
 	}
 	return nil
 }
 
-// empty deletes every record of the topic (log start = log end).
-func (b *brokerAdmin) empty(partitions int) (int64, error) {
+// empty deletes every record of the topic (log start = log end). It
+// returns how many records the topic held and how many were ever written.
+func (b *brokerAdmin) empty(partitions int) (held, written int64, err error) {
 	ends := make(map[int32]int64, partitions)
-	var total int64
 	for p := range int32(partitions) {
 		end, err := b.client.GetOffset(b.topic, p, sarama.OffsetNewest)
 		if err != nil {
-			return 0, fmt.Errorf("end offset of %s/%d: %w", b.topic, p, err)
+			return 0, 0, fmt.Errorf("end offset of %s/%d: %w", b.topic, p, err)
 		}
-		if end > 0 {
+		start, err := b.client.GetOffset(b.topic, p, sarama.OffsetOldest)
+		if err != nil {
+			return 0, 0, fmt.Errorf("start offset of %s/%d: %w", b.topic, p, err)
+		}
+		if end > start {
 			ends[p] = end
-			total += end
+			held += end - start
 		}
+		written += end
 	}
 	if len(ends) == 0 {
-		return 0, nil
+		return 0, written, nil
 	}
 	if err := b.admin.DeleteRecords(b.topic, ends); err != nil {
-		return 0, fmt.Errorf("delete records of %s: %w", b.topic, err)
+		return 0, 0, fmt.Errorf("delete records of %s: %w", b.topic, err)
 	}
-	return total, nil
+	return held, written, nil
 }
 
 // pproxyNode is the /pproxy/<instance> node: one Kafka cluster, no request
@@ -463,7 +486,7 @@ func topicNode(topic, instance string) []byte {
 
 // startPProxy writes carrera.yaml under dir and starts pproxy; it returns
 // once http://adminAddr/healthz answers 200.
-func startPProxy(ctx context.Context, bin, dir, zkAddr string, port int, adminAddr string) (*proc, error) {
+func startPProxy(ctx context.Context, bin, dir, zkAddr string, port int, adminAddr, cpus string, env []string) (*proc, error) {
 	cache := filepath.Join(dir, "cache")
 	if err := os.MkdirAll(cache, 0o755); err != nil {
 		return nil, err
@@ -475,7 +498,7 @@ func startPProxy(ctx context.Context, bin, dir, zkAddr string, port int, adminAd
 	if err := os.WriteFile(conf, []byte(yaml), 0o644); err != nil {
 		return nil, err
 	}
-	p, err := startProc("pproxy", dir, filepath.Join(dir, "pproxy.log"), bin, "-conf", conf)
+	p, err := startProc("pproxy", dir, filepath.Join(dir, "pproxy.log"), cpus, env, bin, "-conf", conf)
 	if err != nil {
 		return nil, err
 	}
@@ -577,4 +600,56 @@ func loadAvg() float64 {
 	}
 	v, _ := strconv.ParseFloat(f[0], 64)
 	return v
+}
+
+// cpuPlan confines processes to CPUs (-pin): pproxy gets the last CPU of
+// its own, everything else (ZooKeeper, broker, this load generator) the
+// others, in every phase. Empty lists mean unpinned.
+type cpuPlan struct {
+	pproxy, others string
+	otherIDs       []int
+}
+
+func newCPUPlan(pin bool, ncpu int) (cpuPlan, error) {
+	if !pin {
+		return cpuPlan{}, nil
+	}
+	if ncpu < 2 {
+		return cpuPlan{}, fmt.Errorf("-pin needs at least 2 CPUs, have %d", ncpu)
+	}
+	if _, err := exec.LookPath("taskset"); err != nil {
+		return cpuPlan{}, errors.New("-pin needs taskset: install it with `apt-get install -y util-linux`")
+	}
+	p := cpuPlan{pproxy: strconv.Itoa(ncpu - 1), others: "0"}
+	if ncpu > 2 {
+		p.others = fmt.Sprintf("0-%d", ncpu-2)
+	}
+	for i := range ncpu - 1 {
+		p.otherIDs = append(p.otherIDs, i)
+	}
+	return p, nil
+}
+
+// pinSelf confines every thread of this process to cpus (threads created
+// later inherit it) and sets GOMAXPROCS to match.
+func pinSelf(cpus []int) error {
+	var set unix.CPUSet
+	for _, c := range cpus {
+		set.Set(c)
+	}
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		if err := unix.SchedSetaffinity(tid, &set); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("pin thread %d: %w", tid, err)
+		}
+	}
+	runtime.GOMAXPROCS(len(cpus))
+	return nil
 }

@@ -162,6 +162,7 @@ type report struct {
 	Warmup           string        `json:"warmup"`
 	Duration         string        `json:"duration"`
 	BrokerPersist    bool          `json:"brokerPersist"`
+	Pinned           bool          `json:"pinned"`
 	Phases           []phaseResult `json:"phases"`
 	Comparisons      []comparison  `json:"comparisons"`
 	LoadAvgAtStart   float64       `json:"loadAvg1mAtStart"`

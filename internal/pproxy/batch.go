@@ -43,7 +43,7 @@ func (h *Handler) SendBatchSync(ctx context.Context, msgs []*producer.Message) (
 			res = result(code)
 		}
 		h.m.call(method, topicLabel(snap, topic), code)
-		h.m.latency.WithLabelValues(method).Observe(time.Since(start).Seconds())
+		h.m.observe(method, time.Since(start))
 	}()
 	if !h.enter() {
 		return result(code), nil

@@ -153,7 +153,7 @@ func (h *Handler) sendDelay(ctx context.Context, dm *producer.DelayMessage, time
 			res = delayResult(code, id)
 		}
 		h.m.call(method, topicLabel(snap, topic), code)
-		h.m.latency.WithLabelValues(method).Observe(time.Since(start).Seconds())
+		h.m.observe(method, time.Since(start))
 	}()
 	if !h.enter() {
 		return delayResult(code, id)

@@ -32,7 +32,6 @@ const (
 	asyncBound      = 10 * time.Second      // sendAsync's bound (defect #15)
 	asyncTimeoutMs  = 10000                 // sendAsync's timeout for the limiter retry rule
 	batchTimeout    = 5 * time.Second       // backend timeout of a sendBatchSync
-	resolveTimeout  = 5 * time.Second       // metadata wait when a call has no timer
 )
 
 // ProducerSet gives the current producer of a broker cluster (nil if none).
@@ -172,7 +171,7 @@ func (h *Handler) single(ctx context.Context, method string, m *producer.Message
 			res = result(code)
 		}
 		h.m.call(method, topicLabel(snap, topic), code)
-		h.m.latency.WithLabelValues(method).Observe(time.Since(start).Seconds())
+		h.m.observe(method, time.Since(start))
 	}()
 	if !h.enter() {
 		return result(code)
@@ -345,9 +344,9 @@ func (h *Handler) admit(ctx context.Context, m *producer.Message, sel mq.Selecto
 		if p == nil {
 			return nil, nil, mq.Target{}, limiterRetried, FailNoProducerForCluster
 		}
-		rctx, cancel := context.WithTimeout(ctx, resolveTimeout)
-		target, err := p.Resolve(rctx, m.Topic, sel)
-		cancel()
+		// Resolve answers from cached metadata; a refresh is bounded by
+		// the adapter's metadata timeout.
+		target, err := p.Resolve(ctx, m.Topic, sel)
 		if err != nil {
 			return nil, nil, mq.Target{}, limiterRetried, h.outcome(m, err)
 		}

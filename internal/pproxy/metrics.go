@@ -2,6 +2,8 @@ package pproxy
 
 import (
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -17,6 +19,9 @@ type metrics struct {
 	limiterRetry  *prometheus.CounterVec // topic
 	timeoutRetry  *prometheus.CounterVec // topic
 	inflight      prometheus.Gauge
+
+	callCache    sync.Map // callKey → prometheus.Counter
+	latencyCache sync.Map // method → prometheus.Observer
 }
 
 const unservedTopic = "_unserved"
@@ -58,6 +63,31 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
+type callKey struct {
+	method, topic string
+	code          Code
+}
+
+// call counts one call. Counters are cached per label set: the label
+// values are bounded (served topics × methods × codes).
 func (m *metrics) call(method, topic string, c Code) {
-	m.calls.WithLabelValues(method, topic, strconv.Itoa(int(c))).Inc()
+	k := callKey{method, topic, c}
+	if ctr, ok := m.callCache.Load(k); ok {
+		ctr.(prometheus.Counter).Inc()
+		return
+	}
+	ctr := m.calls.WithLabelValues(method, topic, strconv.Itoa(int(c)))
+	m.callCache.Store(k, ctr)
+	ctr.Inc()
+}
+
+// observe records a call's latency.
+func (m *metrics) observe(method string, d time.Duration) {
+	if o, ok := m.latencyCache.Load(method); ok {
+		o.(prometheus.Observer).Observe(d.Seconds())
+		return
+	}
+	o := m.latency.WithLabelValues(method)
+	m.latencyCache.Store(method, o)
+	o.Observe(d.Seconds())
 }

@@ -88,7 +88,9 @@ demo:
 demo-stop:
 	scripts/demo-stop.sh
 
-# Produce load against a running pproxy (see `make demo`).
+# pproxy vs direct sarama in one run: starts its own ZooKeeper, dev broker and
+# pproxy processes, prints msgs/s, p50/p99, ratios, peak RSS and target verdicts.
+# e.g. make bench-produce BENCH_ARGS='-duration 10s -pin'
 BENCH_ARGS ?=
 .PHONY: bench-produce
 bench-produce:

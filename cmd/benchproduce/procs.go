@@ -5,7 +5,6 @@ package main
 // sampling and the cleanup stack that stops everything on every exit path.
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +25,8 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/go-zookeeper/zk"
 	"golang.org/x/sys/unix"
+
+	"github.com/ddmq-go/carrera/internal/testenv"
 )
 
 const (
@@ -268,32 +269,11 @@ func startZooKeeper(ctx context.Context, dir string, port int, cpus string) (*pr
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	if err := waitReady(ctx, p, 60*time.Second, "serving", func() bool { return zkServing(addr) }); err != nil {
+	if err := waitReady(ctx, p, 60*time.Second, "serving", func() bool { return testenv.ZKServing(addr) }); err != nil {
 		p.stop(stopGrace)
 		return nil, err
 	}
 	return p, nil
-}
-
-// zkServing reports whether `srvr` answers with a "Mode:" line (imok alone
-// is not enough).
-func zkServing(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("srvr")); err != nil {
-		return false
-	}
-	sc := bufio.NewScanner(c)
-	for sc.Scan() {
-		if strings.HasPrefix(sc.Text(), "Mode: ") {
-			return true
-		}
-	}
-	return false
 }
 
 type quietZKLogger struct{}

@@ -199,7 +199,7 @@ func (z *ZooKeeper) start() {
 
 	deadline := time.Now().Add(zkReadyWait)
 	for {
-		if zkServing(z.Addr) {
+		if ZKServing(z.Addr) {
 			return
 		}
 		select {
@@ -253,10 +253,10 @@ func (z *ZooKeeper) Mntr() (map[string]string, error) {
 	return out, nil
 }
 
-// zkServing sends the four-letter command "srvr" and reports whether the
+// ZKServing sends the four-letter command "srvr" and reports whether the
 // answer has a "Mode:" line ("imok" alone is not enough: the server may not
 // serve requests yet).
-func zkServing(addr string) bool {
+func ZKServing(addr string) bool {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return false

@@ -9,7 +9,7 @@ import (
 
 func TestZooKeeperLifecycle(t *testing.T) {
 	z := StartZooKeeper(t, WithTickTime(500))
-	if !z.Running() || !zkServing(z.Addr) {
+	if !z.Running() || !ZKServing(z.Addr) {
 		t.Fatal("ZooKeeper not serving after StartZooKeeper")
 	}
 	if got := z.ConnectString("/carrera/v4/config"); got != z.Addr+"/carrera/v4/config" {
@@ -37,7 +37,7 @@ func TestZooKeeperLifecycle(t *testing.T) {
 	check(chroot+"/topic/a", `{"topic":"a2"}`)
 
 	z.Stop()
-	if z.Running() || zkServing(z.Addr) {
+	if z.Running() || ZKServing(z.Addr) {
 		t.Fatal("ZooKeeper still serving after Stop")
 	}
 	z.Stop() // idempotent

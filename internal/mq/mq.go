@@ -27,6 +27,8 @@ var (
 	ErrClosed = errors.New("mq: producer closed")
 	// ErrBufferFull: the adapter's in-flight byte budget is exhausted (fail fast).
 	ErrBufferFull = errors.New("mq: producer buffer full")
+	// ErrOffsetOutOfRange: a fetch offset outside [log start, log end].
+	ErrOffsetOutOfRange = errors.New("mq: offset out of range")
 )
 
 // Selector says how a record's partition/queue is chosen, in the terms of the

@@ -1,0 +1,90 @@
+package mq
+
+import (
+	"context"
+	"time"
+)
+
+// Delivery is one consumed message, as the backend stored it.
+type Delivery struct {
+	Topic     string
+	Partition int32 // Kafka partition / RocketMQ queue index
+	Offset    int64 // Kafka partition offset / RocketMQ queue offset
+	Key       string
+	Tags      string // RocketMQ tags; Kafka: the TAGS header if present
+	Body      []byte
+	// Properties are the user properties (RocketMQ: minus the reserved
+	// names; Kafka: the record headers except TAGS). Nil when none.
+	Properties map[string]string
+	Timestamp  time.Time
+}
+
+// CommittedOffset is a group's stored position in one partition: Offset is
+// the next offset to read (the lowest unfinished one); Metadata carries the
+// finished offsets above it (internal/offset's encoding). Offset < 0 means
+// the group has no committed offset for the partition.
+type CommittedOffset struct {
+	Offset   int64
+	Metadata string
+}
+
+// Claim is this member's ownership of one partition during one generation of
+// the group. It is valid until its Context is done (the partition was
+// revoked, the member is stopping, or the session was lost).
+//
+// Messages, Commit and HighWatermark are safe for concurrent use.
+type Claim interface {
+	Topic() string
+	Partition() int32
+	// Context is cancelled when the claim ends.
+	Context() context.Context
+	// Initial is the committed state the claim started from.
+	Initial() CommittedOffset
+	// Messages delivers the partition's messages in offset order, starting
+	// at Initial().Offset (or at the consume-from-where policy's position
+	// when there is none). It is closed when the claim ends.
+	Messages() <-chan *Delivery
+	// Commit stores the position; it takes effect at the next commit flush
+	// of the member (and always before the claim is released). Commits
+	// after the claim ended are ignored.
+	Commit(c CommittedOffset)
+	// HighWatermark is the partition's log end offset as last seen.
+	HighWatermark() int64
+}
+
+// ClaimHandler receives claims. Claim is called on its own goroutine for each
+// claimed partition and must return promptly once c.Context() is done (after
+// its final Commit). Setup/Cleanup bracket one generation.
+type ClaimHandler interface {
+	Setup(assigned map[string][]int32)
+	Claim(c Claim)
+	Cleanup()
+}
+
+// GroupConsumer is one member of a consumer group on one broker cluster,
+// subscribed to a fixed set of topics. Offsets are committed only through
+// Claim.Commit, never automatically.
+type GroupConsumer interface {
+	// Run joins the group and serves claims to h until ctx is done or a
+	// fatal error occurs; it rejoins after rebalances. Before returning it
+	// flushes commits and leaves the group.
+	Run(ctx context.Context, h ClaimHandler) error
+}
+
+// OffsetReader answers getConsumeStats and the low-level API without joining
+// a group.
+type OffsetReader interface {
+	// Partitions returns the partition count of topic (ErrTopicNotExist).
+	Partitions(ctx context.Context, topic string) (int32, error)
+	// HighWatermarks returns the log end offset of every partition.
+	HighWatermarks(ctx context.Context, topic string) (map[int32]int64, error)
+	// Committed returns the group's committed offsets of topic (absent
+	// partitions have none). A group unknown to the broker has none.
+	Committed(ctx context.Context, group, topic string) (map[int32]CommittedOffset, error)
+	// Commit stores offsets for a group without membership (low-level ack).
+	Commit(ctx context.Context, group, topic string, offsets map[int32]CommittedOffset) error
+	// Fetch reads up to max messages of one partition from offset, waiting
+	// at most wait when none is available. next is the offset to fetch next.
+	// An offset out of range yields ErrOffsetOutOfRange.
+	Fetch(ctx context.Context, topic string, partition int32, offset int64, max int, wait time.Duration) (msgs []*Delivery, next int64, err error)
+}

@@ -6,8 +6,11 @@
 //
 // A [Tracker] is a pure data structure: no locks, no goroutines, no clock, no
 // I/O. Exactly one goroutine (the partition's owner in cproxy) may use a
-// given Tracker; every method is O(1) amortised except where noted, and none
-// blocks. When a partition or queue is revoked by a rebalance its Tracker is
+// given Tracker. No method blocks; the per-message methods allocate only
+// when the ring of started offsets grows or shrinks. Start and
+// Committable are O(1) amortised; Done is O(1) on contiguous offsets and
+// O(log n) in the number of started offsets above Committable when there are
+// gaps; Metadata is linear in that number. When a partition or queue is revoked by a rebalance its Tracker is
 // simply dropped; the new owner builds a fresh one from the committed state.
 //
 // # Offsets and the "next offset" convention
@@ -29,12 +32,12 @@
 //
 // [Tracker.Start] records that a message entered the action chain. It reports
 // whether the message must be processed; false means "skip it, do not hand it
-// out": the offset is below Committable (already finished), already started
-// in this tracker (a duplicate fetch), or recorded as finished in the commit
-// metadata the tracker was restored from (see Restart below). A caller that
-// wants to tell these apart can compare the offset with Next() before the
-// call: offsets at or above Next() that are refused were finished before a
-// restart.
+// out": the offset is below Next() (already finished, already started — a
+// duplicate fetch —, or a gap that was skipped), or it is recorded as
+// finished in the commit metadata the tracker was restored from (see
+// "Restart without redelivery" below). A caller that wants to tell these
+// apart can compare the offset with Next() before the call: offsets at or
+// above Next() that are refused were finished before a restart.
 //
 // [Tracker.Done] records that a started message is finished: acknowledged,
 // or dropped / sent back / dead-lettered by policy — any outcome after which
@@ -64,9 +67,9 @@
 // (the OffsetCommit "metadata" field). A restarted cproxy calls
 // [Decode](committed, metadata); the new tracker then reports Start == false
 // for every offset listed, and keeps listing them in its own metadata until
-// Committable passes them. A message is only ever listed after Done, so a
-// lost, stale or truncated metadata string can cause duplicates but never
-// loss. If Decode fails (foreign or corrupt metadata, or metadata that belongs
+// Committable passes them. An offset is listed only after Done, or when
+// Start skipped it as a gap (it does not exist), so a lost, stale or
+// truncated metadata string can cause duplicates but never loss. If Decode fails (foreign or corrupt metadata, or metadata that belongs
 // to a different committed offset), the caller logs it and falls back to
 // [New](committed). RocketMQ stores a bare offset; there the tracker is
 // created with New and Metadata is not persisted.
@@ -105,7 +108,9 @@
 // window between Committable and the highest finished offset (the worst case
 // is every other offset finished), plus a header: see [EncodedLenBound] and
 // its inverse [MaxWindow]. A caller that keeps Next() − Committable() at or
-// below MaxWindow(limit) always gets complete metadata. In addition the
+// below MaxWindow(limit) (and did so before a restart) always gets complete
+// metadata when the offsets have no gaps; a gap is a single cheap run but
+// may stretch the window. In addition the
 // tracker never produces more than its limit (option [WithMaxMetadataLen]):
 // if the finished offsets do not fit, the runs at the high end are left out
 // ([Tracker.AppendMetadata] reports this). That only costs possible

@@ -10,16 +10,18 @@ import (
 
 // cproxy node defaults (zookeeper-layout.md §5.2, §5.4).
 const (
-	DefaultCProxyPort                 = 9713
-	DefaultConsumeSelectorThreads     = 16
-	DefaultConsumeWorkerThreads       = 128
-	DefaultConsumeAcceptQueueSize     = 100
-	DefaultConsumeMaxReadBufferBytes  = 5000000
-	DefaultConsumeBacklog             = 50
-	DefaultConsumeWorkerQueueSize     = 20000
-	DefaultMaxRecvMsgsLength          = 4194304
-	DefaultKafkaRebalanceMaxRetries   = 8
-	DefaultPartitionAssignment        = AssignmentRange
+	DefaultCProxyPort                = 9713
+	DefaultConsumeSelectorThreads    = 16
+	DefaultConsumeWorkerThreads      = 128
+	DefaultConsumeAcceptQueueSize    = 100
+	DefaultConsumeMaxReadBufferBytes = 5000000
+	DefaultConsumeBacklog            = 50
+	DefaultConsumeWorkerQueueSize    = 20000
+	DefaultMaxRecvMsgsLength         = 4194304
+	DefaultKafkaRebalanceMaxRetries  = 8
+	DefaultPartitionAssignment       = AssignmentRange
+	// DefaultPullThresholdForTopicFloor is the lower bound of the default
+	// pullThresholdForTopic: max(1000, max concurrency of the unit's topics).
 	DefaultPullThresholdForTopicFloor = 1000
 
 	// AssignmentRange and AssignmentRoundRobin are the values of

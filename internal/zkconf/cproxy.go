@@ -1,0 +1,419 @@
+package zkconf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/ddmq-go/carrera/internal/config"
+)
+
+// Node path prefixes of the cproxy (zookeeper-layout.md §2).
+const (
+	CProxyPathPrefix = "/cproxy/"
+	GroupPathPrefix  = "/group/"
+)
+
+// ReasonInvalidGroup is the "reason" label of
+// carrera_config_reload_failures_total for a /group/<g> that does not parse
+// or validate.
+const ReasonInvalidGroup = "invalid_group"
+
+// CProxySourceConfig configures a CProxySource.
+type CProxySourceConfig struct {
+	// Watcher holds the ZooKeeper and cache settings (see
+	// WatcherConfigFromBootstrap). Its Logger defaults to Logger.
+	Watcher Config
+	// Instance is the cproxy's instance name "<host>:<port>"
+	// (config.Bootstrap.InstanceName).
+	Instance string
+	// OnNodeDeleted is called when /cproxy/<instance> is observed deleted
+	// after Start: DDMQ's cproxy then shuts down (zookeeper-layout.md §7.2;
+	// an operator's way to drain an instance). It runs on the watcher
+	// goroutine, once per observed deletion; it must not block and must not
+	// call Close (typically it cancels the daemon's context). nil = the
+	// deletion is only logged.
+	OnNodeDeleted func()
+	// Logger; nil = no logging.
+	Logger *zap.Logger
+	// Registerer receives the metrics; nil = not registered. The counters
+	// are shared with PProxySource (same names); registering on a registry
+	// that already has them reuses the existing collectors.
+	Registerer prometheus.Registerer
+}
+
+// CProxySource is the cproxy's configuration: /cproxy/<instance> plus the
+// /group/<g> node of every white-listed group, assembled into an immutable
+// config.CProxySnapshot (zookeeper-layout.md §5.11, §7.2).
+//
+// On every change it rebuilds a complete snapshot, swaps it atomically and
+// calls the subscribers with the old and new snapshot (use
+// config.DiffCProxySnapshots to find the G@B consumers to start, stop or
+// restart). Invalid data is logged (warn) and counted in
+// carrera_config_reload_failures_total{reason} and the previous snapshot
+// stays. When the group white list changes, group watches are added and
+// removed; a removed or deleted group disappears from the snapshot. A
+// deleted /cproxy node calls OnNodeDeleted and keeps the snapshot.
+type CProxySource struct {
+	instance      string
+	nodePath      string
+	log           *zap.Logger
+	w             *Watcher
+	metrics       *sourceMetrics
+	onNodeDeleted func()
+
+	cur  atomic.Pointer[config.CProxySnapshot]
+	subs subscribers[config.CProxySnapshot]
+
+	started atomic.Bool
+
+	// Owned by Start, then by the watcher loop (the Handler).
+	node    *config.CProxyConfig
+	groups  map[string]*config.GroupConfig // valid groups by node name
+	watched map[string]bool                // group names with a watch
+}
+
+// NewCProxySource validates cfg and returns a source; it starts nothing.
+func NewCProxySource(cfg CProxySourceConfig) (*CProxySource, error) {
+	if cfg.Instance == "" {
+		return nil, errors.New("zkconf: empty cproxy instance name")
+	}
+	if err := validPath(CProxyPathPrefix + cfg.Instance); err != nil {
+		return nil, fmt.Errorf("zkconf: instance name %q: %w", cfg.Instance, err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.Watcher.Logger == nil {
+		cfg.Watcher.Logger = cfg.Logger
+	}
+	metrics, err := newSourceMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	metrics.failures.WithLabelValues(ReasonInvalidGroup) // export a zero
+	s := &CProxySource{
+		instance:      cfg.Instance,
+		nodePath:      CProxyPathPrefix + cfg.Instance,
+		log:           cfg.Logger,
+		metrics:       metrics,
+		onNodeDeleted: cfg.OnNodeDeleted,
+		groups:        map[string]*config.GroupConfig{},
+		watched:       map[string]bool{},
+	}
+	s.w, err = NewWatcher(cfg.Watcher, s.onEvent)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Start connects (waiting at most the watcher's StartTimeout for a
+// session), reads /cproxy/<instance> — from ZooKeeper, or from the cache
+// when ZooKeeper is unreachable — and the white-listed groups, builds the
+// first snapshot and sets the watches. The node must exist and be valid,
+// else Start returns an error (and has released everything). A missing or
+// invalid group is logged and left out. Subscribers are not called for the
+// first snapshot. Call Close in every case.
+func (s *CProxySource) Start(ctx context.Context) (err error) {
+	if !s.started.CompareAndSwap(false, true) {
+		return errors.New("zkconf: cproxy source already started")
+	}
+	defer func() {
+		if err != nil {
+			_ = s.w.Close()
+		}
+	}()
+	if err := s.w.Start(ctx); err != nil {
+		return err
+	}
+	ev, err := s.w.Read(s.nodePath)
+	if err != nil {
+		return fmt.Errorf("zkconf: cannot read the cproxy node: %w", err)
+	}
+	if !ev.Exists {
+		return fmt.Errorf("zkconf: cproxy node %s%s does not exist", s.w.Chroot(), s.nodePath)
+	}
+	if ev.FromCache {
+		s.log.Warn("starting from cached config", zap.String("path", ev.Path), zap.Int32("version", ev.Version))
+	}
+	node, err := config.ParseCProxyConfig(ev.Data)
+	if err != nil {
+		return fmt.Errorf("zkconf: cproxy node %s%s: %w", s.w.Chroot(), s.nodePath, err)
+	}
+	s.checkNode(node)
+
+	names := config.WatchGroupNames(node)
+	groups := map[string]*config.GroupConfig{}
+	for _, name := range names {
+		if gc := s.readGroup(name); gc != nil {
+			groups[name] = gc
+		}
+	}
+	snap, err := config.BuildCProxySnapshot(s.instance, node, groups)
+	if err != nil {
+		return fmt.Errorf("zkconf: %w", err)
+	}
+	s.node, s.groups = node, groups
+	s.cur.Store(snap)
+	s.log.Info("cproxy configuration loaded", zap.String("instance", s.instance),
+		zap.Int32("version", ev.Version), zap.Bool("fromCache", ev.FromCache),
+		zap.Int("servedUnits", len(snap.Units)), zap.Int("loadedGroups", len(snap.Groups)),
+		zap.Int("watchedGroups", len(names)))
+	s.checkSnapshot(snap)
+
+	// Watches last: the handler may run as soon as one is set.
+	if err := s.w.Watch(s.nodePath); err != nil {
+		return err
+	}
+	for _, name := range names {
+		s.watchGroup(name)
+	}
+	return nil
+}
+
+// Current returns the snapshot in force; nil before a successful Start.
+// Safe for concurrent use; the snapshot must not be modified.
+func (s *CProxySource) Current() *config.CProxySnapshot {
+	return s.cur.Load()
+}
+
+// Connected reports whether the source has a ZooKeeper session.
+func (s *CProxySource) Connected() bool { return s.w.Connected() }
+
+// Subscribe registers fn to be called after every snapshot swap with the
+// previous and the new snapshot. Calls are serial, on the watcher
+// goroutine, in registration order; fn must not block for long and must
+// not call Close. The returned function unsubscribes.
+func (s *CProxySource) Subscribe(fn func(old, new *config.CProxySnapshot)) (unsubscribe func()) {
+	return s.subs.add(fn)
+}
+
+// Close stops watching and closes the ZooKeeper connection, waiting for
+// the watcher goroutines. Idempotent. The last snapshot stays readable.
+func (s *CProxySource) Close() error {
+	return s.w.Close()
+}
+
+// onEvent is the watcher Handler.
+func (s *CProxySource) onEvent(ev Event) {
+	switch {
+	case ev.Path == s.nodePath:
+		s.onNode(ev)
+	case strings.HasPrefix(ev.Path, GroupPathPrefix):
+		s.onGroup(strings.TrimPrefix(ev.Path, GroupPathPrefix), ev)
+	}
+}
+
+func (s *CProxySource) onNode(ev Event) {
+	if !ev.Exists {
+		s.log.Error("cproxy node deleted; the cproxy shuts down (zookeeper-layout.md §7.2)",
+			zap.String("path", ev.Path), zap.Bool("shutdownCallback", s.onNodeDeleted != nil))
+		if s.onNodeDeleted != nil {
+			s.onNodeDeleted()
+		}
+		return
+	}
+	node, err := config.ParseCProxyConfig(ev.Data)
+	if err != nil {
+		s.fail(ReasonInvalidNode, ev, err)
+		return
+	}
+	s.checkNode(node)
+
+	// White-list diff: read the added groups now so that the new snapshot
+	// is complete; watches change only if the snapshot is accepted.
+	names := config.WatchGroupNames(node)
+	want := make(map[string]bool, len(names))
+	groups := make(map[string]*config.GroupConfig, len(names))
+	var added []string
+	for _, name := range names {
+		want[name] = true
+		if s.watched[name] {
+			if gc := s.groups[name]; gc != nil {
+				groups[name] = gc
+			}
+			continue
+		}
+		added = append(added, name)
+		if gc := s.readGroup(name); gc != nil {
+			groups[name] = gc
+		}
+	}
+	snap, err := config.BuildCProxySnapshot(s.instance, node, groups)
+	if err != nil {
+		s.fail(ReasonInvalidSnapshot, ev, err)
+		return
+	}
+	for name := range s.watched {
+		if !want[name] {
+			s.w.Unwatch(GroupPathPrefix + name)
+			delete(s.watched, name)
+		}
+	}
+	for _, name := range added {
+		s.watchGroup(name)
+	}
+	s.node, s.groups = node, groups
+	s.swap(snap, ev)
+}
+
+func (s *CProxySource) onGroup(name string, ev Event) {
+	if !s.watched[name] {
+		return // removed from the white list meanwhile
+	}
+	groups := make(map[string]*config.GroupConfig, len(s.groups)+1)
+	for k, v := range s.groups {
+		groups[k] = v
+	}
+	if ev.Exists {
+		gc, err := config.ParseGroupConfig(ev.Data)
+		if err != nil {
+			s.fail(ReasonInvalidGroup, ev, err)
+			return
+		}
+		s.checkGroup(name, gc)
+		groups[name] = gc
+	} else {
+		if _, had := groups[name]; !had {
+			s.log.Info("group node does not exist; the group is not served until it is created", zap.String("path", ev.Path))
+			return
+		}
+		s.log.Warn("group node deleted; its consumers stop", zap.String("path", ev.Path))
+		delete(groups, name)
+	}
+	snap, err := config.BuildCProxySnapshot(s.instance, s.node, groups)
+	if err != nil {
+		s.fail(ReasonInvalidSnapshot, ev, err)
+		return
+	}
+	s.groups = groups
+	s.swap(snap, ev)
+}
+
+// readGroup reads and parses /group/<name> synchronously; nil when it is
+// missing, unreadable or invalid (logged; invalid is counted).
+func (s *CProxySource) readGroup(name string) *config.GroupConfig {
+	path := GroupPathPrefix + name
+	ev, err := s.w.Read(path)
+	if err != nil {
+		s.log.Warn("group node unavailable", zap.String("path", path), zap.Error(err))
+		return nil
+	}
+	if !ev.Exists {
+		s.log.Info("group node does not exist; the group is not served until it is created", zap.String("path", path))
+		return nil
+	}
+	gc, err := config.ParseGroupConfig(ev.Data)
+	if err != nil {
+		s.fail(ReasonInvalidGroup, ev, err)
+		return nil
+	}
+	s.checkGroup(name, gc)
+	return gc
+}
+
+func (s *CProxySource) watchGroup(name string) {
+	if err := s.w.Watch(GroupPathPrefix + name); err != nil {
+		s.log.Warn("cannot watch group", zap.String("group", name), zap.Error(err))
+		return
+	}
+	s.watched[name] = true
+}
+
+// swap installs a new snapshot and notifies the subscribers.
+func (s *CProxySource) swap(snap *config.CProxySnapshot, ev Event) {
+	old := s.cur.Swap(snap)
+	s.metrics.reloads.Inc()
+	s.log.Info("cproxy configuration reloaded", zap.String("path", ev.Path),
+		zap.Int32("version", ev.Version), zap.Bool("fromCache", ev.FromCache),
+		zap.Int("servedUnits", len(snap.Units)), zap.Int("loadedGroups", len(snap.Groups)))
+	s.checkSnapshot(snap)
+	s.subs.notify(old, snap)
+}
+
+func (s *CProxySource) fail(reason string, ev Event, err error) {
+	s.metrics.failures.WithLabelValues(reason).Inc()
+	s.log.Warn("invalid configuration ignored; keeping the previous snapshot",
+		zap.String("reason", reason), zap.String("path", ev.Path),
+		zap.Int32("version", ev.Version), zap.Bool("fromCache", ev.FromCache), zap.Error(err))
+}
+
+// checkNode logs non-fatal remarks about a valid node.
+func (s *CProxySource) checkNode(node *config.CProxyConfig) {
+	if node.Instance != s.instance {
+		s.log.Warn("cproxy node's instance differs from its node name",
+			zap.String("node", s.nodePath), zap.String("instance", node.Instance))
+	}
+	for _, w := range node.Warnings() {
+		s.log.Warn("cproxy node: "+w, zap.String("node", s.nodePath))
+	}
+}
+
+func (s *CProxySource) checkGroup(name string, gc *config.GroupConfig) {
+	path := GroupPathPrefix + name
+	if gc.Group != name {
+		s.log.Warn("group node's group differs from its node name; the node name is used",
+			zap.String("node", path), zap.String("group", gc.Group))
+	}
+	for _, w := range gc.Warnings() {
+		s.log.Warn("group node: "+w, zap.String("node", path))
+	}
+}
+
+func (s *CProxySource) checkSnapshot(snap *config.CProxySnapshot) {
+	for _, k := range snap.Unconfigured {
+		s.log.Warn("unit bound to this cproxy but its broker cluster has no rocketmqConfigs/kafkaConfigs entry; not served",
+			zap.String("unit", k.String()))
+	}
+}
+
+// subscribers is a registry of snapshot subscribers called in registration
+// order.
+type subscribers[T any] struct {
+	mu     sync.Mutex
+	fns    map[int]func(old, new *T)
+	nextID int
+}
+
+func (r *subscribers[T]) add(fn func(old, new *T)) (remove func()) {
+	r.mu.Lock()
+	if r.fns == nil {
+		r.fns = map[int]func(old, new *T){}
+	}
+	id := r.nextID
+	r.nextID++
+	r.fns[id] = fn
+	r.mu.Unlock()
+	return func() {
+		r.mu.Lock()
+		delete(r.fns, id)
+		r.mu.Unlock()
+	}
+}
+
+// notify calls every subscriber (outside the lock, so a subscriber may
+// subscribe or unsubscribe).
+func (r *subscribers[T]) notify(old, new *T) {
+	r.mu.Lock()
+	ids := make([]int, 0, len(r.fns))
+	for id := range r.fns {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	fns := make([]func(old, new *T), 0, len(ids))
+	for _, id := range ids {
+		fns = append(fns, r.fns[id])
+	}
+	r.mu.Unlock()
+	for _, fn := range fns {
+		fn(old, new)
+	}
+}

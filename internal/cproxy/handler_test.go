@@ -182,3 +182,19 @@ func FuzzSubmitChain(f *testing.F) {
 		}
 	})
 }
+
+func TestQID(t *testing.T) {
+	if q := QID("K_main", 7); q != "K_main_7" {
+		t.Fatal(q)
+	}
+	for qid, want := range map[string]int32{"K_main_7": 7, "K_main_0": 0} {
+		if p, ok := ParseKafkaQID("K_main", qid); !ok || p != want {
+			t.Fatalf("%s → %d %v", qid, p, ok)
+		}
+	}
+	for _, bad := range []string{"", "K_main", "K_main_", "K_main_-1", "K_main_x", "K_other_1", "K_mainx1", "K_main_99999999999"} {
+		if _, ok := ParseKafkaQID("K_main", bad); ok {
+			t.Fatalf("accepted %q", bad)
+		}
+	}
+}

@@ -225,6 +225,26 @@ func recordHeaders(rec *mq.Record) []sarama.RecordHeader {
 	return hs
 }
 
+// headerFields is the inverse of recordHeaders, for consumed records: the
+// TAGS header becomes the tags, every other header a property of the same
+// name (of equal names the last wins). props is nil when there are none.
+func headerFields(hs []*sarama.RecordHeader) (tags string, props map[string]string) {
+	for _, h := range hs {
+		if h == nil {
+			continue
+		}
+		if string(h.Key) == TagsHeader {
+			tags = string(h.Value)
+			continue
+		}
+		if props == nil {
+			props = make(map[string]string, len(hs))
+		}
+		props[string(h.Key)] = string(h.Value)
+	}
+	return tags, props
+}
+
 // reserve takes n bytes of the buffer budget if they fit.
 func (p *Producer) reserve(n int64) bool {
 	for {

@@ -1,0 +1,123 @@
+package engine
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Reasons of the redelivered and dropped counters.
+const (
+	ReasonTimeout = "timeout" // not acknowledged within the timeout
+	ReasonNack    = "nack"    // failed by the client
+)
+
+// metrics of one engine. The group is a constant label added by wrapping
+// the registerer, so engines of different groups (and a restarted engine
+// of the same group) share the collectors; gauges are therefore only ever
+// changed by deltas, never Set.
+type metrics struct {
+	pulled        *prometheus.CounterVec // topic
+	acked         *prometheus.CounterVec // topic
+	nacked        *prometheus.CounterVec // topic
+	redelivered   *prometheus.CounterVec // topic, reason
+	dropped       *prometheus.CounterVec // topic, reason
+	deadLettered  *prometheus.CounterVec // topic
+	deadLetterErr *prometheus.CounterVec // topic
+	truncated     *prometheus.CounterVec // topic
+	inFlight      *prometheus.GaugeVec   // topic
+	buffered      *prometheus.GaugeVec   // topic
+	ignored       prometheus.Counter
+	bufferedBytes prometheus.Gauge
+}
+
+func newMetrics(group string, reg prometheus.Registerer) *metrics {
+	if reg != nil {
+		reg = prometheus.WrapRegistererWith(prometheus.Labels{"group": group}, reg)
+	}
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels))
+	}
+	gauge := func(name, help string, labels ...string) *prometheus.GaugeVec {
+		return register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels))
+	}
+	return &metrics{
+		pulled:        counter("cproxy_pulled_total", "Messages handed out by pull (first deliveries and redeliveries).", "topic"),
+		acked:         counter("cproxy_acked_total", "Messages acknowledged as successful by submit.", "topic"),
+		nacked:        counter("cproxy_nacked_total", "Messages failed by submit.", "topic"),
+		redelivered:   counter("cproxy_redelivered_total", "Redeliveries by reason (timeout, nack).", "topic", "reason"),
+		dropped:       counter("cproxy_dropped_total", "Messages dropped after their retries were exhausted, by reason (timeout, nack).", "topic", "reason"),
+		deadLettered:  counter("cproxy_dead_lettered_total", "Exhausted messages published to the dead-letter topic.", "topic"),
+		deadLetterErr: counter("cproxy_dead_letter_failures_total", "Failed dead-letter publish attempts (retried).", "topic"),
+		truncated:     counter("cproxy_commit_metadata_truncated_total", "Commits whose finished-offset metadata did not fit (duplicates possible after a restart).", "topic"),
+		inFlight:      gauge("cproxy_pull_in_flight", "Messages handed out and not yet acknowledged.", "topic"),
+		buffered:      gauge("cproxy_pull_buffered", "Unfinished messages not in flight (ready, waiting for a retry, for their key, or for the dead-letter topic).", "topic"),
+		ignored: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cproxy_submit_ignored_total",
+			Help: "Submitted offsets that were not in flight (unknown topic/qid/offset, acked twice, revoked partition).",
+		})),
+		bufferedBytes: register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cproxy_pull_buffered_bytes", Help: "Body bytes of the group's unfinished messages.",
+		})),
+	}
+}
+
+// register registers c, or returns the equal collector registered before
+// (another engine of the same group). Without a registerer c stays local.
+func register[T prometheus.Collector](reg prometheus.Registerer, c T) T {
+	if reg == nil {
+		return c
+	}
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if ex, ok := are.ExistingCollector.(T); ok {
+				return ex
+			}
+		}
+		// Inconsistent with a foreign collector of the same name: keep ours
+		// unregistered rather than fail the engine.
+	}
+	return c
+}
+
+// topicMetrics caches the children of one topic label.
+type topicMetrics struct {
+	pulled, acked, nacked           prometheus.Counter
+	redeliverTimeout, redeliverNack prometheus.Counter
+	dropTimeout, dropNack           prometheus.Counter
+	deadLettered, deadLetterErr     prometheus.Counter
+	truncated                       prometheus.Counter
+	inFlight, buffered              prometheus.Gauge
+}
+
+func (m *metrics) topic(t string) *topicMetrics {
+	return &topicMetrics{
+		pulled:           m.pulled.WithLabelValues(t),
+		acked:            m.acked.WithLabelValues(t),
+		nacked:           m.nacked.WithLabelValues(t),
+		redeliverTimeout: m.redelivered.WithLabelValues(t, ReasonTimeout),
+		redeliverNack:    m.redelivered.WithLabelValues(t, ReasonNack),
+		dropTimeout:      m.dropped.WithLabelValues(t, ReasonTimeout),
+		dropNack:         m.dropped.WithLabelValues(t, ReasonNack),
+		deadLettered:     m.deadLettered.WithLabelValues(t),
+		deadLetterErr:    m.deadLetterErr.WithLabelValues(t),
+		truncated:        m.truncated.WithLabelValues(t),
+		inFlight:         m.inFlight.WithLabelValues(t),
+		buffered:         m.buffered.WithLabelValues(t),
+	}
+}
+
+func (tm *topicMetrics) redelivered(reason string) prometheus.Counter {
+	if reason == ReasonNack {
+		return tm.redeliverNack
+	}
+	return tm.redeliverTimeout
+}
+
+func (tm *topicMetrics) dropped(reason string) prometheus.Counter {
+	if reason == ReasonNack {
+		return tm.dropNack
+	}
+	return tm.dropTimeout
+}

@@ -1,0 +1,137 @@
+package cproxy
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+
+	"github.com/ddmq-go/carrera/gen-go/carrera/consumer"
+	"github.com/ddmq-go/carrera/internal/config"
+	"github.com/ddmq-go/carrera/internal/daemon"
+	"github.com/ddmq-go/carrera/internal/thriftserver"
+	"github.com/ddmq-go/carrera/internal/zkconf"
+)
+
+// DefaultIdleTimeout stops a pull group after this long without a pull.
+const DefaultIdleTimeout = 60 * time.Second
+
+// Options configures Run.
+type Options struct {
+	Bootstrap *config.Bootstrap
+	Logger    *zap.Logger
+	// ListenAddr overrides the Thrift listen address (default ":<port>").
+	ListenAddr string
+	// Ready, if set, is called once the Thrift and admin servers listen.
+	Ready func(thrift, admin net.Addr)
+	// Watcher, if set, adjusts the ZooKeeper watcher settings.
+	Watcher func(*zkconf.Config)
+	// IdleTimeout of pull groups (default 60 s).
+	IdleTimeout time.Duration
+	// Timings of the broker group protocol (zero = the adapter defaults).
+	Timings GroupTimings
+}
+
+// Run starts cproxy and blocks until ctx is cancelled or /cproxy/<instance>
+// is deleted, then shuts down in order: stop accepting and finish in-flight
+// calls, stop the groups (each commits what is committable and leaves its
+// broker group), close ZooKeeper, stop the admin server.
+func Run(ctx context.Context, o Options) error {
+	boot, log := o.Bootstrap, o.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	idle := o.IdleTimeout
+	if idle <= 0 {
+		idle = DefaultIdleTimeout
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	instance := boot.InstanceName()
+	log = log.With(zap.String("instance", instance))
+
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	wcfg := zkconf.WatcherConfigFromBootstrap(boot)
+	if o.Watcher != nil {
+		o.Watcher(&wcfg)
+	}
+	source, err := zkconf.NewCProxySource(zkconf.CProxySourceConfig{
+		Watcher: wcfg, Instance: instance, Logger: log.Named("zk"), Registerer: reg,
+		OnNodeDeleted: func() {
+			log.Warn("/cproxy node deleted: shutting down (DDMQ drain procedure)")
+			stop()
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer source.Close()
+	if err := source.Start(ctx); err != nil {
+		return fmt.Errorf("cproxy: loading /cproxy/%s: %w", instance, err)
+	}
+	snap := source.Current()
+	backend := newKafkaBackend(log, reg, source.Current, o.Timings)
+	mgr := NewManager(log.Named("groups"), reg, backend, snap, idle)
+	unsubscribe := source.Subscribe(mgr.Apply)
+	defer unsubscribe()
+	handler := NewHandler(log.Named("handler"), mgr, &offsetStats{snapshot: mgr.Snapshot, reader: backend.reader})
+
+	listen := o.ListenAddr
+	if listen == "" {
+		listen = ":" + strconv.Itoa(boot.Port)
+	}
+	var maxRead int64
+	if ts := snap.Node.ThriftServer; ts != nil {
+		maxRead = ts.MaxReadBufferBytes
+		if ts.Port != 0 && ts.Port != boot.Port {
+			log.Warn("thriftServer.port in ZooKeeper differs from the bootstrap port; listening on the bootstrap port",
+				zap.Int("zkPort", ts.Port), zap.Int("port", boot.Port))
+		}
+	}
+	srv := thriftserver.New(thriftserver.Options{
+		Addr: listen, MaxFrameBytes: int(boot.FrameLimit(maxRead)), DrainTimeout: boot.ShutdownTimeout,
+		Registerer: reg, Name: "cproxy",
+	}, consumer.NewConsumerServiceProcessor(handler), log.Named("thrift"))
+	admin := daemon.NewAdminServer(boot.AdminAddr, reg, log.Named("admin"))
+	if err := admin.Start(); err != nil {
+		return fmt.Errorf("cproxy: admin server: %w", err)
+	}
+	if err := srv.Start(); err != nil {
+		_ = admin.Shutdown(context.Background())
+		return fmt.Errorf("cproxy: thrift server: %w", err)
+	}
+	idleCtx, stopIdle := context.WithCancel(context.Background())
+	idleDone := make(chan struct{})
+	go func() { defer close(idleDone); mgr.RunIdle(idleCtx, min(idle/2, 5*time.Second)) }()
+
+	log.Info("cproxy started", zap.String("thrift", srv.Addr().String()), zap.String("admin", admin.Addr().String()),
+		zap.Int("groups", len(snap.Groups)), zap.Bool("zkConnected", source.Connected()))
+	if o.Ready != nil {
+		o.Ready(srv.Addr(), admin.Addr())
+	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), boot.ShutdownTimeout)
+	defer cancel()
+	return daemon.RunSteps(sctx, log,
+		daemon.Step{Name: "stop thrift server", Fn: func(ctx context.Context) error {
+			admin.SetShuttingDown()
+			return srv.Shutdown(ctx)
+		}},
+		daemon.Step{Name: "stop groups (commit, leave)", Fn: func(ctx context.Context) error {
+			stopIdle()
+			<-idleDone
+			mgr.Close()
+			backend.Close(ctx)
+			return nil
+		}},
+		daemon.Step{Name: "close zookeeper", Fn: func(context.Context) error { return source.Close() }},
+		daemon.Step{Name: "stop admin server", Fn: admin.Shutdown},
+	)
+}

@@ -36,12 +36,20 @@ func main() {
 
 // defaultGCPercent trades memory for CPU: pproxy's heap is small (tens of
 // MiB) and short-lived per request, so collecting less often cuts GC CPU
-// noticeably under load. The GOGC environment variable overrides it.
-const defaultGCPercent = 400
+// noticeably under load. defaultMemoryLimit is the soft limit at which the
+// collector works harder again, so the trade never costs more than that.
+// The GOGC and GOMEMLIMIT environment variables override them.
+const (
+	defaultGCPercent   = 400
+	defaultMemoryLimit = 96 << 20
+)
 
 func run(conf string) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(defaultGCPercent)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
 	boot, err := config.LoadBootstrap(conf)
 	if err != nil {

@@ -118,8 +118,8 @@ func settingsOf(snap *config.CProxySnapshot, group string) map[engine.UnitTopic]
 func (m *Manager) startLocked(snap *config.CProxySnapshot, group string) *groupRuntime {
 	units := snap.UnitsOf(group)
 	eng := engine.New(engine.Options{
-		Group: group, Log: m.log.Named("engine").With(zap.String("group", group)), Registerer: m.reg,
-		DeadLetter: m.deadLetter(units),
+		Group: group, Log: m.log.Named("engine"), Registerer: m.reg,
+		DeadLetterOn: m.deadLetter,
 		Partitions: m.backend.Partitions,
 		MaxRecvMsgsLength: func() int64 {
 			if ts := snap.Node.ThriftServer; ts != nil && ts.MaxRecvMsgsLength > 0 {
@@ -157,33 +157,24 @@ func (m *Manager) startLocked(snap *config.CProxySnapshot, group string) *groupR
 	return g
 }
 
-// deadLetter publishes to the dead-letter topic on the cluster of the unit
-// that subscribes to the message's topic.
-func (m *Manager) deadLetter(units []*config.UnitView) func(ctx context.Context, topic string, d *mq.Delivery) error {
-	clusterOf := map[string]string{}
-	for _, u := range units {
-		for _, t := range u.Topics() {
-			if _, ok := clusterOf[t]; !ok {
-				clusterOf[t] = u.Key.Cluster
-			}
-		}
+// deadLetter publishes an exhausted message to the dead-letter topic on
+// the subscription's cluster, keeping key, tags, body and properties and
+// recording the original topic.
+func (m *Manager) deadLetter(ctx context.Context, cluster, topic string, d *mq.Delivery) error {
+	p := m.backend.Producer(cluster)
+	if p == nil {
+		return errors.New("cproxy: no dead-letter producer for cluster " + cluster)
 	}
-	return func(ctx context.Context, topic string, d *mq.Delivery) error {
-		p := m.backend.Producer(clusterOf[d.Topic])
-		if p == nil {
-			return errors.New("cproxy: no dead-letter producer for cluster " + clusterOf[d.Topic])
-		}
-		target, err := p.Resolve(ctx, topic, mq.Selector{PartitionID: -2})
-		if err != nil {
-			return err
-		}
-		props := map[string]string{}
-		for k, v := range d.Properties {
-			props[k] = v
-		}
-		props["carrera_dlq_origin_topic"] = d.Topic
-		return mq.ProduceSync(ctx, p, &mq.Record{Topic: topic, Target: target, Key: d.Key, Tags: d.Tags, Body: d.Body, Properties: props})
+	target, err := p.Resolve(ctx, topic, mq.Selector{PartitionID: -2})
+	if err != nil {
+		return err
 	}
+	props := make(map[string]string, len(d.Properties)+1)
+	for k, v := range d.Properties {
+		props[k] = v
+	}
+	props["carrera_dlq_origin_topic"] = d.Topic
+	return mq.ProduceSync(ctx, p, &mq.Record{Topic: topic, Target: target, Key: d.Key, Tags: d.Tags, Body: d.Body, Properties: props})
 }
 
 // Apply installs a new snapshot: removed or changed groups stop (pull

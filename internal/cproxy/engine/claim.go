@@ -123,7 +123,7 @@ func (p *part) hasWork() bool {
 	if p.ready.len() == 0 {
 		return false
 	}
-	return true
+	return p.ut.s.Order != config.OrderQID || p.batchLeft == 0
 }
 
 // Claim is the reader of one claimed partition: it admits the partition's

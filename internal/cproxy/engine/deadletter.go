@@ -47,7 +47,7 @@ func (e *Engine) deadLetterLoop() {
 		// j.d, j.dlTopic and j.p's names are immutable while the job is in
 		// stDeadLetter; the worker is the only one acting on that state.
 		ctx, cancel := context.WithTimeout(e.ctx, e.dlTimeout)
-		err := e.deadLetter(ctx, j.dlTopic, j.d)
+		err := e.deadLetter(ctx, j.p.cluster, j.dlTopic, j.d)
 		cancel()
 
 		e.mu.Lock()

@@ -8,7 +8,7 @@
 //
 // # Use
 //
-//	e := engine.New(engine.Options{Group: g, Log: log, Registerer: reg, DeadLetter: dlq})
+//	e := engine.New(engine.Options{Group: g, Log: log, Registerer: reg, DeadLetterOn: dlq})
 //	e.Configure(engine.SettingsForUnits(units...))   // again on every config change
 //	go consumer.Run(ctx, e.Handler(cluster))        // one GroupConsumer per G@B
 //	b, err := e.Pull(ctx, topic, maxBatch, linger)  // Thrift pull
@@ -52,8 +52,9 @@
 //     expiries, per-partition commit times and rate-limiter wake-ups, all
 //     in terms of Options.Now. It sleeps until the earliest (at most 1 s)
 //     and is kicked when an earlier timer is set.
-//   - The dead-letter worker (one, only with Options.DeadLetter): publishes
-//     exhausted jobs one at a time, outside the lock.
+//   - The dead-letter worker (one, only with Options.DeadLetter or
+//     DeadLetterOn): publishes exhausted jobs one at a time, outside the
+//     lock.
 //   - Pull and Submit run on the callers' goroutines; a parked Pull waits on
 //     its waiter channel, answered by whoever makes work available (reader,
 //     Submit, scheduler) or by its expiry.
@@ -66,10 +67,11 @@
 //
 // One mutex, Engine.mu, guards all engine state, including the trackers
 // (which are single-owner data structures: the mutex makes the owner "one
-// goroutine at a time"). It is never held while calling out: Claim.Commit,
-// Options.DeadLetter, Options.Partitions and logging of ignored submits run
-// after unlocking; channel sends made under it never block (1-buffered
-// wake and waiter channels). It is a leaf: no other lock is taken while
+// goroutine at a time"). Calls out of the engine — Claim.Commit,
+// Options.DeadLetter/DeadLetterOn, Options.Partitions — are made after
+// unlocking; channel sends made under it never block (1-buffered wake and
+// waiter channels). Drop and warning logs are written under it (zap's
+// loggers do not call back). It is a leaf: no other lock is taken while
 // holding it.
 //
 // # Non-obvious
@@ -100,7 +102,10 @@
 //  7. The rate limiter is reserved before the other checks and kept while
 //     the message waits for concurrency, bytes or lag, so a blocked message
 //     does not take a second token.
-//  8. Metrics carry the group as a constant label (wrapped registerer), so
+//  8. A second claim of a partition that is still claimed (an overlapping
+//     consumer restart) replaces the first: the old claim's jobs are
+//     discarded and its reader returns without a final commit.
+//  9. Metrics carry the group as a constant label (wrapped registerer), so
 //     engines of several groups share the collectors; gauges change only by
 //     deltas so a closing and a new engine of the same group can overlap.
 package engine

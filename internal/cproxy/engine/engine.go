@@ -57,9 +57,14 @@ type Options struct {
 	// the subscription's cluster) and returns nil once the broker stored
 	// it. It is called from one engine goroutine, one message at a time,
 	// with a context bounded by DeadLetterTimeout and cancelled by Close.
-	// nil = only the drop policy is available (a unit configured with a
-	// dead-letter topic then drops, logged as such).
+	// DeadLetter and DeadLetterOn both nil = only the drop policy is
+	// available (a unit configured with a dead-letter topic then drops,
+	// logged as such).
 	DeadLetter func(ctx context.Context, topic string, d *mq.Delivery) error
+	// DeadLetterOn is DeadLetter with the broker cluster of the unit the
+	// message came from (the dead-letter topic lives on that cluster). When
+	// set it is used instead of DeadLetter.
+	DeadLetterOn func(ctx context.Context, cluster, topic string, d *mq.Delivery) error
 	// DeadLetterTimeout bounds one DeadLetter call (default 10 s).
 	DeadLetterTimeout time.Duration
 	// MaxBufferedBytes bounds the body bytes of the unfinished messages of
@@ -113,7 +118,7 @@ type Engine struct {
 	log, dropLog *zap.Logger
 	now          func() time.Time
 	m            *metrics
-	deadLetter   func(ctx context.Context, topic string, d *mq.Delivery) error
+	deadLetter   func(ctx context.Context, cluster, topic string, d *mq.Delivery) error
 	dlTimeout    time.Duration
 	maxBytes     int64
 	maxRecv      int64
@@ -186,7 +191,7 @@ func New(opts Options) *Engine {
 		dropLog:     log.Named("drop"),
 		now:         opts.Now,
 		m:           newMetrics(opts.Group, opts.Registerer),
-		deadLetter:  opts.DeadLetter,
+		deadLetter:  opts.DeadLetterOn,
 		dlTimeout:   opts.DeadLetterTimeout,
 		maxBytes:    opts.MaxBufferedBytes,
 		maxRecv:     opts.MaxRecvMsgsLength,
@@ -203,6 +208,10 @@ func New(opts Options) *Engine {
 	}
 	if e.now == nil {
 		e.now = time.Now
+	}
+	if e.deadLetter == nil && opts.DeadLetter != nil {
+		dl := opts.DeadLetter
+		e.deadLetter = func(ctx context.Context, _, topic string, d *mq.Delivery) error { return dl(ctx, topic, d) }
 	}
 	if e.dlTimeout <= 0 {
 		e.dlTimeout = DefaultDeadLetterTimeout
@@ -370,7 +379,6 @@ func (e *Engine) Close() {
 					e.answerLocked(w, pullResult{err: ErrClosed})
 				}
 			}
-			wq.live = 0
 		}
 		e.mu.Unlock()
 		e.cancel()
@@ -455,11 +463,7 @@ func (e *Engine) fireLocked(t *timer, now time.Time) {
 			signal(e.dlKick)
 		}
 	case tWaiter:
-		w := t.w
-		if !w.done {
-			if wq := e.waiters[w.topic]; wq != nil {
-				wq.live--
-			}
+		if w := t.w; !w.done {
 			e.answerLocked(w, pullResult{})
 		}
 	case tCommit:

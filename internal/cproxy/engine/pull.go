@@ -72,11 +72,11 @@ func (e *Engine) setStateLocked(j *job, st jobState) {
 }
 
 type waiter struct {
-	topic string // "" = any topic
-	max   int
-	ch    chan pullResult // 1-buffered; receives exactly one result
-	tm    timer
-	done  bool
+	topic   string // "" = any topic
+	maxMsgs int
+	ch      chan pullResult // 1-buffered; receives exactly one result
+	tm      timer
+	done    bool
 }
 
 type pullResult struct {
@@ -85,15 +85,15 @@ type pullResult struct {
 	err error
 }
 
-// Pull returns up to max messages (capped by the unit's maxPullBatchSize;
-// max <= 0 means that cap) of one (topic, qid), from topic or, when topic
+// Pull returns up to maxMsgs messages (capped by the unit's
+// maxPullBatchSize; maxMsgs <= 0 means that cap) of one (topic, qid), from topic or, when topic
 // is "", from any topic, round robin over the partitions that have work.
 // Timed-out messages come first, then nacked ones whose retry delay
 // elapsed, then fresh ones. With nothing available it waits up to
 // max(linger, 20ms) and returns as soon as messages arrive; an empty Batch
 // means none did. It returns ctx's error when ctx ends first (messages
 // already taken for it are put back), and ErrClosed on a closed engine.
-func (e *Engine) Pull(ctx context.Context, topic string, max int, linger time.Duration) (Batch, error) {
+func (e *Engine) Pull(ctx context.Context, topic string, maxMsgs int, linger time.Duration) (Batch, error) {
 	now := e.now()
 	e.lastPull.Store(now.UnixNano())
 	e.mu.Lock()
@@ -101,7 +101,7 @@ func (e *Engine) Pull(ctx context.Context, topic string, max int, linger time.Du
 		e.mu.Unlock()
 		return Batch{}, ErrClosed
 	}
-	if b, _ := e.pollLocked(topic, max, now); len(b.Messages) > 0 {
+	if b, _ := e.pollLocked(topic, maxMsgs, now); len(b.Messages) > 0 {
 		e.mu.Unlock()
 		return b, nil
 	}
@@ -120,7 +120,7 @@ func (e *Engine) Pull(ctx context.Context, topic string, max int, linger time.Du
 		e.mu.Unlock()
 		return Batch{}, nil
 	}
-	w := &waiter{topic: topic, max: max, ch: make(chan pullResult, 1)}
+	w := &waiter{topic: topic, maxMsgs: maxMsgs, ch: make(chan pullResult, 1)}
 	w.tm = timer{kind: tWaiter, idx: -1, w: w}
 	wq.q.pushBack(w)
 	wq.live++
@@ -135,8 +135,8 @@ func (e *Engine) Pull(ctx context.Context, topic string, max int, linger time.Du
 	e.mu.Lock()
 	if !w.done {
 		w.done = true
-		wq.live--
 		e.timers.cancel(&w.tm)
+		e.dropWaiterLocked(w)
 	}
 	select {
 	case r := <-w.ch:
@@ -156,7 +156,7 @@ func maxDur(a, b time.Duration) time.Duration {
 
 // pollLocked takes the next partition with work from the group-wide or the
 // topic's round-robin queue and builds a batch from it.
-func (e *Engine) pollLocked(topic string, max int, now time.Time) (Batch, uint64) {
+func (e *Engine) pollLocked(topic string, maxMsgs int, now time.Time) (Batch, uint64) {
 	q := &e.all
 	if topic != "" {
 		q = e.byTopic[topic]
@@ -164,7 +164,9 @@ func (e *Engine) pollLocked(topic string, max int, now time.Time) (Batch, uint64
 			return Batch{}, 0
 		}
 	}
-	for q.len() > 0 {
+	// Each queued partition is looked at most once per call, so a partition
+	// that claims work but yields none cannot make this spin.
+	for n := q.len(); n > 0; n-- {
 		p, _ := q.popFront()
 		if topic == "" {
 			p.inAll = false
@@ -174,7 +176,7 @@ func (e *Engine) pollLocked(topic string, max int, now time.Time) (Batch, uint64
 		if !p.hasWork() {
 			continue
 		}
-		b, seq := e.buildBatchLocked(p, max, now)
+		b, seq := e.buildBatchLocked(p, maxMsgs, now)
 		if p.hasWork() {
 			q.pushBack(p)
 			if topic == "" {
@@ -216,10 +218,9 @@ func (e *Engine) offerLocked(p *part, now time.Time) {
 		if w == nil {
 			break
 		}
-		b, seq := e.buildBatchLocked(p, w.max, now)
+		b, seq := e.buildBatchLocked(p, w.maxMsgs, now)
 		if len(b.Messages) == 0 {
 			wq.q.pushFront(w)
-			wq.live++
 			break
 		}
 		e.answerLocked(w, pullResult{b: b, seq: seq})
@@ -230,7 +231,8 @@ func (e *Engine) offerLocked(p *part, now time.Time) {
 }
 
 // popWaiterLocked removes the oldest live waiter for topic, else the oldest
-// topic-less one.
+// topic-less one, from its queue; it stays counted as live until it is
+// answered (or pushed back by the caller).
 func (e *Engine) popWaiterLocked(topic string) (*waiter, *waitQueue) {
 	for _, k := range [2]string{topic, ""} {
 		wq := e.waiters[k]
@@ -243,7 +245,6 @@ func (e *Engine) popWaiterLocked(topic string) (*waiter, *waitQueue) {
 				break
 			}
 			if !w.done {
-				wq.live--
 				return w, wq
 			}
 		}
@@ -251,21 +252,36 @@ func (e *Engine) popWaiterLocked(topic string) (*waiter, *waitQueue) {
 	return nil, nil
 }
 
-// answerLocked completes a waiter that is no longer counted as live.
+// answerLocked completes a live waiter.
 func (e *Engine) answerLocked(w *waiter, r pullResult) {
 	w.done = true
 	e.timers.cancel(&w.tm)
+	e.dropWaiterLocked(w)
 	w.ch <- r
 }
 
-// buildBatchLocked hands out up to max jobs of p (behaviour.md §2.5 step
+// dropWaiterLocked uncounts a waiter that became done. A queue without live
+// waiters is removed, so topic names sent by clients do not accumulate. A
+// live waiter is always in the queue the map holds for its topic.
+func (e *Engine) dropWaiterLocked(w *waiter) {
+	wq := e.waiters[w.topic]
+	if wq == nil {
+		return
+	}
+	wq.live--
+	if wq.live <= 0 {
+		delete(e.waiters, w.topic)
+	}
+}
+
+// buildBatchLocked hands out up to maxMsgs jobs of p (behaviour.md §2.5 step
 // 4): timed-out ones first, then nacked ones due for retry, then fresh ones
 // (with OrderQID, fresh ones only when no batch is outstanding).
-func (e *Engine) buildBatchLocked(p *part, max int, now time.Time) (Batch, uint64) {
+func (e *Engine) buildBatchLocked(p *part, maxMsgs int, now time.Time) (Batch, uint64) {
 	s := &p.ut.s
 	n := s.MaxPullBatchSize
-	if max > 0 && max < n {
-		n = max
+	if maxMsgs > 0 && maxMsgs < n {
+		n = maxMsgs
 	}
 	e.pullSeq++
 	seq := e.pullSeq

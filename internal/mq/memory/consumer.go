@@ -29,7 +29,7 @@ type ConsumerOptions struct {
 
 // Consumer is an in-memory mq.GroupConsumer for unit tests of cproxy: the
 // only member of its group, so every partition of its topics is claimed
-// (unless Rebalance restricts the assignment). Messages are appended with
+// (unless Rebalance restricts the assignment or Revoke ends one claim). Messages are appended with
 // Append; commits are recorded per partition and visible through Committed,
 // Commits and WaitCommitted. Rebalance ends the current generation (every
 // claim's context is cancelled and the handler's Claim calls are awaited,
@@ -39,7 +39,9 @@ type ConsumerOptions struct {
 //
 // A claim delivers its partition from the committed offset, or from the
 // oldest retained offset (0) when nothing is committed — Initial().Offset is
-// then -1, as with a real broker. Commits are accepted until the handler's
+// then -1, as with a real broker. A committed offset beyond the partition's
+// end is out of range and, like Kafka with auto.offset.reset=earliest,
+// delivery starts at 0 (Initial() still reports the committed state). Commits are accepted until the handler's
 // Claim call for that claim has returned, and ignored afterwards.
 //
 // Goroutines: Run starts, per generation, one goroutine per claim calling
@@ -57,6 +59,7 @@ type Consumer struct {
 	assign  map[string][]int32 // nil = everything
 	running bool
 	gen     int
+	cur     *generation       // the running generation; nil when not running
 	reqs    chan rebalanceReq // to the running Run; nil when not running
 	stopped chan struct{}     // closed when the running Run returns
 	commitN chan struct{}     // closed and replaced on every accepted commit
@@ -253,6 +256,32 @@ func cloneAssign(a map[string][]int32) map[string][]int32 {
 	return out
 }
 
+// Revoke ends the current claim of (topic, partition) alone, as a
+// cooperative rebalance that moves one partition to another member would:
+// its context is cancelled and Revoke returns once the handler's Claim call
+// returned (its final commit kept). The partition is not claimed again until
+// the next generation (Rebalance or Run). It reports whether such a claim
+// was running.
+func (c *Consumer) Revoke(topic string, partition int32) bool {
+	c.mu.Lock()
+	var cl *claim
+	if c.cur != nil {
+		for _, x := range c.cur.claims {
+			if x.topic == topic && x.partition == partition && !x.revoked {
+				cl = x
+				cl.revoked = true
+			}
+		}
+	}
+	c.mu.Unlock()
+	if cl == nil {
+		return false
+	}
+	cl.cancel()
+	<-cl.handled
+	return true
+}
+
 // Run implements mq.GroupConsumer: it serves generations of claims to h
 // until ctx is done, then ends the last generation (awaiting h's Claim
 // calls) and returns nil. A second concurrent Run fails with ErrRunning.
@@ -283,12 +312,10 @@ func (c *Consumer) Run(ctx context.Context, h mq.ClaimHandler) error {
 		}
 		select {
 		case <-ctx.Done():
-			g.stop()
-			h.Cleanup()
+			c.stopGeneration(g, h)
 			return nil
 		case req := <-reqs:
-			g.stop()
-			h.Cleanup()
+			c.stopGeneration(g, h)
 			c.mu.Lock()
 			c.assign = req.assign
 			c.mu.Unlock()
@@ -316,6 +343,7 @@ func (c *Consumer) startGeneration(h mq.ClaimHandler) *generation {
 		}
 	}
 	g := &generation{}
+	c.cur = g
 	topics := slices.Sorted(maps.Keys(assigned))
 	for _, topic := range topics {
 		sort.Slice(assigned[topic], func(i, j int) bool { return assigned[topic][i] < assigned[topic][j] })
@@ -325,6 +353,7 @@ func (c *Consumer) startGeneration(h mq.ClaimHandler) *generation {
 				c: c, topic: topic, partition: p, ctx: ctx, cancel: cancel,
 				initial: c.topics[topic][p].committed,
 				msgs:    make(chan *mq.Delivery, c.buffer),
+				handled: make(chan struct{}),
 			})
 		}
 	}
@@ -343,9 +372,19 @@ func (c *Consumer) startGeneration(h mq.ClaimHandler) *generation {
 			c.mu.Lock()
 			cl.ended = true
 			c.mu.Unlock()
+			close(cl.handled)
 		}()
 	}
 	return g
+}
+
+// stopGeneration ends g and calls Cleanup.
+func (c *Consumer) stopGeneration(g *generation, h mq.ClaimHandler) {
+	g.stop()
+	c.mu.Lock()
+	c.cur = nil
+	c.mu.Unlock()
+	h.Cleanup()
 }
 
 // stop cancels every claim and waits for the handler and the pumps.
@@ -365,7 +404,9 @@ type claim struct {
 	cancel    context.CancelFunc
 	initial   mq.CommittedOffset
 	msgs      chan *mq.Delivery
-	ended     bool // guarded by c.mu: the handler's Claim returned
+	ended     bool          // guarded by c.mu: the handler's Claim returned
+	revoked   bool          // guarded by c.mu: ended by Revoke
+	handled   chan struct{} // closed when the handler's Claim returned
 }
 
 func (cl *claim) Topic() string                 { return cl.topic }
@@ -400,6 +441,9 @@ func (cl *claim) HighWatermark() int64 {
 func (cl *claim) pump() {
 	defer close(cl.msgs)
 	pos := max(cl.initial.Offset, 0)
+	if pos > cl.c.HighWatermark(cl.topic, cl.partition) {
+		pos = 0 // out of range: reset to the earliest offset
+	}
 	for {
 		c := cl.c
 		c.mu.Lock()

@@ -150,9 +150,26 @@ func TestConsumerDeliversAndCommits(t *testing.T) {
 			t.Fatalf("commit history %+v", hist)
 		}
 
+		// Revoke ends one claim only; it is not reclaimed in this generation.
+		if !c.Revoke("t", 0) || c.Revoke("t", 0) || c.Revoke("t", 1) {
+			t.Fatal("Revoke results")
+		}
+		synctest.Wait()
+		if r.claim("t/0") != nil || r.ended != 3 {
+			t.Fatalf("revoked claim still running (ended %d)", r.ended)
+		}
+		c.Rebalance(nil)
+		synctest.Wait()
+		if r.claim("t/0") == nil || r.claim("t/1") == nil {
+			t.Fatal("not reclaimed by the next generation")
+		}
+
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatal(err)
+		}
+		if c.Revoke("t", 0) {
+			t.Fatal("Revoke while not running")
 		}
 		// Not running: Rebalance only stores the assignment.
 		c.Rebalance(nil)

@@ -12,10 +12,13 @@ ZK_PORT=2181
 KAFKA_PORT=19092
 PPROXY_PORT=9613
 PPROXY_ADMIN=127.0.0.1:19613
+CPROXY_PORT=9713
+CPROXY_ADMIN=127.0.0.1:19713
+DEMO_GROUP=cg_demo_pull
 ZK_ADDR=127.0.0.1:$ZK_PORT/carrera/v4/config
 
 # Services in start order; demo-stop.sh stops them in reverse.
-DEMO_SERVICES=(zookeeper kfakeserver pproxy)
+DEMO_SERVICES=(zookeeper kfakeserver pproxy cproxy)
 
 # What each service's command line contains (guards against reused pids).
 demo_cmd_marker() {
@@ -84,6 +87,20 @@ zk_serving() {
 		printf srvr >&3
 		timeout 1 cat <&3 | grep -q '^Mode: '
 	) 2>/dev/null
+}
+
+# log_has NAME TEXT...: the service's log has a line containing every TEXT.
+log_has() {
+	local name=$1 line
+	shift
+	while IFS= read -r line; do
+		local t all=1
+		for t in "$@"; do
+			[[ $line == *"$t"* ]] || { all=0; break; }
+		done
+		((all)) && return 0
+	done <"$DEMO_LOGS/$name.log"
+	return 1
 }
 
 http_ok() {

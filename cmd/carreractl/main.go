@@ -1,7 +1,8 @@
 // Command carreractl is the operator's tool for a carrera deployment: it
 // writes and reads the ZooKeeper configuration nodes the proxies run from
 // (zookeeper-layout.md), binds topics to pproxy instances, sends test
-// messages through a pproxy and reads Kafka topics back.
+// messages through a pproxy, pulls them through a cproxy and reads Kafka
+// topics back.
 //
 // Usage:
 //
@@ -107,9 +108,17 @@ func commands() []*command {
 		{name: "pproxy", short: "pproxy nodes (/pproxy/<ip:port>)", sub: []*command{
 			{name: "put", synopsis: "<file.json>", short: "validate a PProxyConfig and write it to /pproxy/<instance>", run: cmdPProxyPut},
 		}},
+		{name: "group", short: "group nodes (/group/<group>)", sub: []*command{
+			{name: "put", synopsis: "<file.json>", short: "validate a GroupConfig and write it to /group/<group>", run: cmdGroupPut},
+		}},
+		{name: "cproxy", short: "cproxy nodes (/cproxy/<ip:port>)", sub: []*command{
+			{name: "put", synopsis: "<file.json>", short: "validate a CProxyConfig and write it to /cproxy/<instance>", run: cmdCProxyPut},
+		}},
 		{name: "bind", synopsis: "-topic T -cluster C -instance ip:port [-proxy-cluster P] [-maxtps N]", short: "serve topic T on cluster C from a pproxy instance", run: cmdBind},
 		{name: "unbind", synopsis: "-topic T -instance ip:port", short: "stop serving topic T from a pproxy instance", run: cmdUnbind},
 		{name: "send", synopsis: "-addr ip:port -topic T [-key K] [-tag t] [-n N] [-body text] [-timeout ms]", short: "sendSync messages through a pproxy (framed + compact Thrift)", run: cmdSend},
+		{name: "pull", synopsis: "-addr ip:port -group G [-topic T] [-n N] [-batch 8] [-linger 200] [-nack-first] [-idle 5s]", short: "pull messages through a cproxy and acknowledge them (framed + compact Thrift)", run: cmdPull},
+		{name: "stats", synopsis: "-addr ip:port -group G [-topic T]", short: "print a group's consumed/produced offsets and lag per qid (getConsumeStats)", run: cmdStats},
 		{name: "kafka-tail", synopsis: "-brokers host:port[,...] -topic T [-n N] [-from oldest|newest] [-idle 5s]", short: "print a Kafka topic's records", run: cmdKafkaTail},
 		{name: "version", short: "print the version", run: func(e *env, _ []string) error {
 			_, err := fmt.Fprintln(e.stdout, version)

@@ -7,11 +7,11 @@ import (
 	"github.com/ddmq-go/carrera/internal/config"
 )
 
-// validateNode checks data the way the proxies will read it: /topic/<t> and
-// /pproxy/<ip:port> nodes with the config package's parsers (which apply
-// defaults and validate), plus the rule that the node name equals the name
-// inside the JSON. Other JSON-carrying nodes (/group, /cproxy, /broker) must
-// at least be JSON objects; anything else is written as given.
+// validateNode checks data the way the proxies will read it: /topic/<t>,
+// /pproxy/<ip:port>, /group/<g> and /cproxy/<ip:port> nodes with the config
+// package's parsers (which apply defaults and validate), plus the rule that
+// the node name equals the name inside the JSON. /broker nodes must at least
+// be JSON objects; anything else is written as given.
 func validateNode(p string, data []byte) error {
 	dir, name, nested := splitNodePath(p)
 	if nested {
@@ -34,7 +34,29 @@ func validateNode(p string, data []byte) error {
 		if pc.Instance != name {
 			return fmt.Errorf("instance %q in the JSON differs from the node name %q", pc.Instance, name)
 		}
-	case "/group", "/cproxy", "/broker":
+	case "/group":
+		if _, err := parseObject(data); err != nil {
+			return err
+		}
+		gc, err := config.ParseGroupConfig(data)
+		if err != nil {
+			return fmt.Errorf("invalid GroupConfig: %w", err)
+		}
+		if gc.Group != name {
+			return fmt.Errorf("group %q in the JSON differs from the node name %q", gc.Group, name)
+		}
+	case "/cproxy":
+		if _, err := parseObject(data); err != nil {
+			return err
+		}
+		cc, err := config.ParseCProxyConfig(data)
+		if err != nil {
+			return fmt.Errorf("invalid CProxyConfig: %w", err)
+		}
+		if cc.Instance != name {
+			return fmt.Errorf("instance %q in the JSON differs from the node name %q", cc.Instance, name)
+		}
+	case "/broker":
 		if _, err := parseObject(data); err != nil {
 			return err
 		}

@@ -247,3 +247,24 @@ func (m *Manager) Close() {
 	}
 	wg.Wait()
 }
+
+// RunningGroupTopics lists (group, topic) of every running group, for the
+// lag gauges.
+func (m *Manager) RunningGroupTopics() []GroupTopic {
+	snap := m.snap.Load()
+	m.mu.Lock()
+	names := make([]string, 0, len(m.groups))
+	for name := range m.groups {
+		names = append(names, name)
+	}
+	m.mu.Unlock()
+	var out []GroupTopic
+	for _, g := range names {
+		for _, u := range snap.UnitsOf(g) {
+			for _, t := range u.Topics() {
+				out = append(out, GroupTopic{Group: g, Topic: t})
+			}
+		}
+	}
+	return out
+}

@@ -80,7 +80,9 @@ func Run(ctx context.Context, o Options) error {
 	mgr := NewManager(log.Named("groups"), reg, backend, snap, idle)
 	unsubscribe := source.Subscribe(mgr.Apply)
 	defer unsubscribe()
-	handler := NewHandler(log.Named("handler"), mgr, &offsetStats{snapshot: mgr.Snapshot, reader: backend.reader})
+	stats := &offsetStats{snapshot: mgr.Snapshot, reader: backend.reader}
+	handler := NewHandler(log.Named("handler"), mgr, stats)
+	reg.MustRegister(NewLagCollector(mgr.RunningGroupTopics, stats.ConsumeStats, 0))
 
 	listen := o.ListenAddr
 	if listen == "" {

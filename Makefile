@@ -96,6 +96,11 @@ BENCH_ARGS ?=
 bench-produce:
 	$(GO) run ./cmd/benchproduce $(BENCH_ARGS)
 
+# e.g. make bench-consume BENCH_ARGS='-duration 3s -prefill 100000'
+.PHONY: bench-consume
+bench-consume:
+	$(GO) run ./cmd/benchconsume $(BENCH_ARGS)
+
 .PHONY: lint
 lint:
 	@if command -v golangci-lint >/dev/null 2>&1; then \

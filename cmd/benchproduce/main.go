@@ -43,7 +43,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -57,6 +56,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	bu "github.com/ddmq-go/carrera/internal/benchutil"
 )
 
 // Targets.
@@ -92,6 +93,7 @@ func main() {
 }
 
 func realMain() int {
+	bu.SetProgram("benchproduce")
 	var o options
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "measured time per phase")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before each phase")
@@ -152,10 +154,10 @@ func realMain() int {
 		cancel()
 	}()
 
-	var cl cleanups
-	defer cl.run()
+	var cl bu.Cleanups
+	defer cl.Run()
 	rep, err := bench(ctx, &o, &cl)
-	cl.run() // stop the stack before printing
+	cl.Run() // stop the stack before printing
 	if err != nil {
 		if ctx.Err() != nil {
 			fmt.Fprintln(os.Stderr, "benchproduce: interrupted")
@@ -199,30 +201,20 @@ func (o *options) validate() error {
 	return nil
 }
 
-func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "benchproduce %s: %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
-}
-
-func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
+var logf = bu.Logf
 
 // stack is the running system under test.
 type stack struct {
-	zk, kafka, pproxy *proc
+	zk, kafka, pproxy *bu.Proc
 	brokers           []string
 	proxyAddr         string
 	adminAddr         string
-	admin             *brokerAdmin
+	admin             *bu.BrokerAdmin
 }
 
 // up builds the binaries and starts ZooKeeper, kfakeserver and pproxy.
-func up(ctx context.Context, o *options, cl *cleanups, tmp string) (*stack, error) {
-	root, err := moduleRoot(ctx)
+func up(ctx context.Context, o *options, cl *bu.Cleanups, tmp string) (*stack, error) {
+	root, err := bu.ModuleRoot(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -236,23 +228,23 @@ func up(ctx context.Context, o *options, cl *cleanups, tmp string) (*stack, erro
 		return nil, err
 	}
 	logf("building %s into %s", strings.Join(pkgs, " "), bin)
-	if err := buildBinaries(ctx, root, bin, pkgs...); err != nil {
+	if err := bu.BuildBinaries(ctx, root, bin, pkgs...); err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(4)
+	ports, err := bu.FreePorts(4)
 	if err != nil {
 		return nil, fmt.Errorf("free ports: %w", err)
 	}
 	zkPort, kafkaPort, proxyPort, adminPort := ports[0], ports[1], ports[2], ports[3]
-	plan, err := newCPUPlan(o.pin, runtime.NumCPU())
+	plan, err := bu.NewCPUPlan(o.pin, runtime.NumCPU())
 	if err != nil {
 		return nil, err
 	}
 	if o.pin {
-		if err := pinSelf(plan.otherIDs); err != nil {
+		if err := bu.PinSelf(plan.OtherIDs); err != nil {
 			return nil, err
 		}
-		logf("pinned: pproxy on CPU %s; ZooKeeper, broker and load generator on CPU %s", plan.pproxy, plan.others)
+		logf("pinned: pproxy on CPU %s; ZooKeeper, broker and load generator on CPU %s", plan.Proxy, plan.Others)
 	}
 	s := &stack{
 		brokers:   []string{"127.0.0.1:" + strconv.Itoa(kafkaPort)},
@@ -269,11 +261,11 @@ func up(ctx context.Context, o *options, cl *cleanups, tmp string) (*stack, erro
 	if err != nil {
 		return nil, err
 	}
-	if s.zk, err = startZooKeeper(ctx, zkDir, zkPort, plan.others); err != nil {
+	if s.zk, err = bu.StartZooKeeper(ctx, zkDir, zkPort, plan.Others); err != nil {
 		return nil, err
 	}
-	cl.stopOnCleanup(s.zk)
-	logf("ZooKeeper serving on %s (pid %d)", zkAddr, s.zk.pid())
+	cl.StopOnCleanup(s.zk)
+	logf("ZooKeeper serving on %s (pid %d)", zkAddr, s.zk.PID())
 
 	kDir, err := dir("kafka")
 	if err != nil {
@@ -283,22 +275,22 @@ func up(ctx context.Context, o *options, cl *cleanups, tmp string) (*stack, erro
 	if o.brokerPersist {
 		data = filepath.Join(kDir, "data")
 	}
-	if s.kafka, err = startKafka(ctx, filepath.Join(bin, "kfakeserver"), kDir, kafkaPort, o.partitions, data, plan.others); err != nil {
+	if s.kafka, err = bu.StartKafka(ctx, filepath.Join(bin, "kfakeserver"), kDir, kafkaPort, o.partitions, data, plan.Others); err != nil {
 		return nil, err
 	}
-	cl.stopOnCleanup(s.kafka)
-	if s.admin, err = newBrokerAdmin(s.brokers, o.topic); err != nil {
-		return nil, s.kafka.failure(fmt.Errorf("admin client: %w", err))
+	cl.StopOnCleanup(s.kafka)
+	if s.admin, err = bu.NewBrokerAdmin(s.brokers, o.topic); err != nil {
+		return nil, s.kafka.Failure(fmt.Errorf("admin client: %w", err))
 	}
-	cl.push(s.admin.close)
-	if err := s.admin.createTopic(o.partitions, o.retention); err != nil {
-		return nil, s.kafka.failure(err)
+	cl.Push(s.admin.Close)
+	if err := s.admin.CreateTopic(o.partitions, o.retention); err != nil {
+		return nil, s.kafka.Failure(err)
 	}
 	logf("kfakeserver listening on %s (pid %d), topic %q with %d partitions (retention.bytes %d each), persist=%v",
-		s.brokers[0], s.kafka.pid(), o.topic, o.partitions, o.retention, o.brokerPersist)
+		s.brokers[0], s.kafka.PID(), o.topic, o.partitions, o.retention, o.brokerPersist)
 
 	instance := s.proxyAddr
-	if err := seedZK(zkAddr, zkChroot, map[string][]byte{
+	if err := bu.SeedZK(zkAddr, bu.ZKChroot, map[string][]byte{
 		"/pproxy/" + instance: pproxyNode(instance, proxyPort, s.brokers, o.topic),
 		"/topic/" + o.topic:   topicNode(o.topic, instance),
 	}); err != nil {
@@ -309,11 +301,11 @@ func up(ctx context.Context, o *options, cl *cleanups, tmp string) (*stack, erro
 	if err != nil {
 		return nil, err
 	}
-	if s.pproxy, err = startPProxy(ctx, pproxyBin, pDir, zkAddr, proxyPort, s.adminAddr, plan.pproxy, o.pproxyEnv); err != nil {
+	if s.pproxy, err = startPProxy(ctx, pproxyBin, pDir, zkAddr, proxyPort, s.adminAddr, plan.Proxy, o.pproxyEnv); err != nil {
 		return nil, err
 	}
-	cl.stopOnCleanup(s.pproxy)
-	logf("pproxy %s serving on %s, admin http://%s (pid %d)", pproxyBin, s.proxyAddr, s.adminAddr, s.pproxy.pid())
+	cl.StopOnCleanup(s.pproxy)
+	logf("pproxy %s serving on %s, admin http://%s (pid %d)", pproxyBin, s.proxyAddr, s.adminAddr, s.pproxy.PID())
 	if len(o.pproxyEnv) > 0 {
 		logf("pproxy environment additions: %s", strings.Join(o.pproxyEnv, " "))
 	}
@@ -330,12 +322,12 @@ type phaseSpec struct {
 	open    func(ctx context.Context, w window) (*recorder, error) // the async phase
 }
 
-func bench(ctx context.Context, o *options, cl *cleanups) (*report, error) {
+func bench(ctx context.Context, o *options, cl *bu.Cleanups) (*report, error) {
 	tmp, err := os.MkdirTemp("", "benchproduce-")
 	if err != nil {
 		return nil, err
 	}
-	cl.push(func() {
+	cl.Push(func() {
 		if o.keep {
 			logf("kept %s", tmp)
 			return
@@ -358,7 +350,7 @@ func bench(ctx context.Context, o *options, cl *cleanups) (*report, error) {
 	rep := &report{
 		Started: time.Now().UTC(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
 		MessageBytes: o.size, Partitions: o.partitions, Warmup: o.warmup.String(), Duration: o.duration.String(),
-		BrokerPersist: o.brokerPersist, LoadAvgAtStart: loadAvg(),
+		BrokerPersist: o.brokerPersist, LoadAvgAtStart: bu.LoadAvg(),
 	}
 	var specs []phaseSpec
 	proxyCounter := pproxyCounter(s.adminAddr)
@@ -413,12 +405,12 @@ func bench(ctx context.Context, o *options, cl *cleanups) (*report, error) {
 	if ran == 0 {
 		return nil, fmt.Errorf("-only %q matches no phase", o.only)
 	}
-	if kib, err := procStatusKiB(s.pproxy.pid(), "VmHWM"); err == nil {
+	if kib, err := bu.ProcStatusKiB(s.pproxy.PID(), "VmHWM"); err == nil {
 		rep.PProxyPeakRSSMiB = float64(kib) / 1024
 	} else {
 		return nil, fmt.Errorf("pproxy peak RSS: %w", err)
 	}
-	if kib, err := procStatusKiB(s.kafka.pid(), "VmHWM"); err == nil {
+	if kib, err := bu.ProcStatusKiB(s.kafka.PID(), "VmHWM"); err == nil {
 		rep.BrokerPeakRSSMiB = float64(kib) / 1024
 	}
 	finish(rep, o)
@@ -437,7 +429,7 @@ func runPhase(ctx context.Context, o *options, s *stack, sp *phaseSpec) error {
 	}
 	logf("phase %-16s %s (%s): %s warm-up + %s", res.Name, res.API, desc, o.warmup, o.duration)
 
-	if held, written, err := s.admin.empty(o.partitions); err != nil {
+	if held, written, err := s.admin.Empty(o.partitions); err != nil {
 		return err
 	} else if held > 0 {
 		logf("  emptied the topic: it held %d records (%d written so far)", held, written)
@@ -458,14 +450,14 @@ func runPhase(ctx context.Context, o *options, s *stack, sp *phaseSpec) error {
 		counted                          bool
 	}
 	take := func() sample {
-		smp := sample{pproxy: cpuTime(s.pproxy.pid()), kafka: cpuTime(s.kafka.pid()), zk: cpuTime(s.zk.pid()),
-			self: cpuTime(os.Getpid()), machine: machineBusy()}
+		smp := sample{pproxy: bu.CPUTime(s.pproxy.PID()), kafka: bu.CPUTime(s.kafka.PID()), zk: bu.CPUTime(s.zk.PID()),
+			self: bu.CPUTime(os.Getpid()), machine: bu.MachineBusy()}
 		if sp.counter != nil {
 			smp.reqs, smp.recs, smp.counted = sp.counter()
 		}
 		return smp
 	}
-	res.LoadAvg = loadAvg()
+	res.LoadAvg = bu.LoadAvg()
 	var before, after sample
 	var profErr error
 	profDone := make(chan struct{})
@@ -497,11 +489,11 @@ func runPhase(ctx context.Context, o *options, s *stack, sp *phaseSpec) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if s.pproxy.exited() {
-		return s.pproxy.failure(fmt.Errorf("exited during the phase: %v", s.pproxy.waitErr))
+	if s.pproxy.Exited() {
+		return s.pproxy.Failure(fmt.Errorf("exited during the phase: %v", s.pproxy.WaitErr))
 	}
-	if s.kafka.exited() {
-		return s.kafka.failure(fmt.Errorf("exited during the phase: %v", s.kafka.waitErr))
+	if s.kafka.Exited() {
+		return s.kafka.Failure(fmt.Errorf("exited during the phase: %v", s.kafka.WaitErr))
 	}
 	if profErr != nil {
 		logf("  CPU profile: %v", profErr)

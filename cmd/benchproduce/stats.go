@@ -4,12 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	bu "github.com/ddmq-go/carrera/internal/benchutil"
 )
 
 // recorder collects the latencies (ns) and counts of one load generator
@@ -56,17 +57,6 @@ func merge(rs []*recorder) *recorder {
 		}
 	}
 	return out
-}
-
-// percentile returns the nearest-rank p-th percentile (0 < p <= 100) of
-// sorted, or 0 when it is empty.
-func percentile(sorted []int64, p float64) int64 {
-	if len(sorted) == 0 {
-		return 0
-	}
-	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
-	rank = min(max(rank, 1), len(sorted))
-	return sorted[rank-1]
 }
 
 func ms(ns int64) float64 { return float64(ns) / 1e6 }
@@ -130,8 +120,8 @@ func (p *phaseResult) summarize(r *recorder, window time.Duration) {
 	}
 	p.MsgsPerSec = float64(r.msgs) / window.Seconds()
 	p.CallsPerSec = float64(r.calls) / window.Seconds()
-	p.P50Ms = ms(percentile(r.lat, 50))
-	p.P99Ms = ms(percentile(r.lat, 99))
+	p.P50Ms = ms(bu.Percentile(r.lat, 50))
+	p.P99Ms = ms(bu.Percentile(r.lat, 99))
 	if len(r.lat) > 0 {
 		p.MaxMs = ms(r.lat[len(r.lat)-1])
 	}

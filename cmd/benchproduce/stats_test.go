@@ -2,33 +2,11 @@ package main
 
 import (
 	"errors"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/ddmq-go/carrera/internal/config"
 )
-
-func TestPercentile(t *testing.T) {
-	var sorted []int64
-	for i := int64(1); i <= 100; i++ {
-		sorted = append(sorted, i)
-	}
-	for _, c := range []struct {
-		p    float64
-		want int64
-	}{{50, 50}, {99, 99}, {100, 100}, {0.1, 1}} {
-		if got := percentile(sorted, c.p); got != c.want {
-			t.Errorf("p%v = %d, want %d", c.p, got, c.want)
-		}
-	}
-	if got := percentile([]int64{7}, 99); got != 7 {
-		t.Errorf("single sample p99 = %d", got)
-	}
-	if got := percentile(nil, 50); got != 0 {
-		t.Errorf("empty p50 = %d", got)
-	}
-}
 
 func TestMergeAndSummarize(t *testing.T) {
 	a, b := &recorder{}, &recorder{}
@@ -75,24 +53,5 @@ func TestNodesParse(t *testing.T) {
 	}
 	if !topic.TopicUnits[0].ListsProxy("127.0.0.1:9613") {
 		t.Error("topic not bound to the instance")
-	}
-}
-
-func TestProcParsers(t *testing.T) {
-	self := os.Getpid()
-	if kib, err := procStatusKiB(self, "VmHWM"); err != nil || kib <= 0 {
-		t.Fatalf("VmHWM %d, %v", kib, err)
-	}
-	if _, err := procStatusKiB(self, "NoSuchField"); err == nil {
-		t.Error("missing field accepted")
-	}
-	busy := time.Now().Add(50 * time.Millisecond)
-	for time.Now().Before(busy) { //nolint:revive // burn CPU so cpuTime moves
-	}
-	if cpuTime(self) <= 0 {
-		t.Error("cpuTime of this process is 0")
-	}
-	if machineBusy() <= 0 {
-		t.Error("machineBusy is 0")
 	}
 }

@@ -1,0 +1,595 @@
+// Command benchconsume measures the consumer proxy (cproxy) against direct
+// Kafka consumption, in one run, on a stack it starts itself: ZooKeeper
+// (Debian jar), kfakeserver (1 broker, topic "bench" with 16 partitions)
+// and cproxy (built from ./cmd/cproxy), each a child process on free ports
+// of 127.0.0.1 with its files in a temporary directory.
+//
+// cproxy's Kafka group consumers start at the newest offset (its backend
+// sets no initial offset), so the cproxy groups are joined first: a probe
+// is produced to every partition until each was pulled. Then the topic is
+// pre-filled with -prefill messages of -size bytes and, each phase until
+// the pre-filled count was consumed or -duration passed since its first
+// message:
+//
+//	direct   sarama ConsumerGroup from the oldest offset, MarkMessage per message, auto-commit
+//	cproxy   pull (maxBatchSize -batch) with piggy-backed acks from C connections, C = 1, 16,
+//	         each C on its own group
+//
+// Then a latency phase: a producer at half the C=16 cproxy rate stamps the
+// send time into each body; 16 pullers of a fresh group record now − stamp.
+// It prints msgs/s, the ratios, produce→pull p50/p99, cproxy's peak RSS and
+// verdicts. Missed targets print MISSED; the exit status is non-zero only
+// when the harness fails (1) or is interrupted (130). Every child process
+// is stopped and the temporary directory removed on every exit path.
+//
+// Usage (from the repository root):
+//
+//	go run ./cmd/benchconsume [-duration 10s] [-prefill 200000] [-json results.json]
+//	make bench-consume BENCH_ARGS='-duration 3s'
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	bu "github.com/ddmq-go/carrera/internal/benchutil"
+)
+
+// Targets.
+const (
+	targetRatio = 0.6  // C=16 pull+submit ≥ 0.6 × direct
+	targetP99Ms = 20.0 // produce→pull p99 at half saturation
+)
+
+// Group settings written to ZooKeeper; the RSS bound derives from them.
+const (
+	groupConcurrency = 1024     // unfinished messages per unit; buffered ≤ 3 × this
+	maxBufferedBytes = 64 << 20 // engine.DefaultMaxBufferedBytes
+	fetchBytes       = 1 << 20  // kafka.DefaultFetchMaxBytes per partition
+	saramaChanMsgs   = 256      // sarama ChannelBufferSize per partition
+	baseRSSMiB       = 48.0     // runtime, Thrift server, ZooKeeper client, metrics
+)
+
+var logf = bu.Logf
+
+type options struct {
+	duration, warmup time.Duration
+	prefill          int
+	size             int
+	partitions       int
+	topic            string
+	batch            int
+	conns            []int
+	latConns         int
+	retention        int64
+	keep             bool
+	jsonPath         string
+	cproxyBin        string
+}
+
+func main() { os.Exit(realMain()) }
+
+func realMain() int {
+	bu.SetProgram("benchconsume")
+	var o options
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "maximum measured time per throughput phase (from its first message), and the latency phase's measured time")
+	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up of the latency phase")
+	flag.IntVar(&o.prefill, "prefill", 200000, "messages pre-filled before the throughput phases")
+	flag.IntVar(&o.size, "size", 1024, "message body bytes")
+	flag.IntVar(&o.partitions, "partitions", 16, "partitions of the bench topic")
+	flag.StringVar(&o.topic, "topic", "bench", "topic name")
+	flag.IntVar(&o.batch, "batch", 32, "maxBatchSize of each pull (and the groups' maxPullBatchSize)")
+	connsFlag := flag.String("conns", "1,16", "cproxy client connections of the throughput phases (comma-separated)")
+	flag.IntVar(&o.latConns, "latency-conns", 16, "pulling connections of the latency phase")
+	flag.Int64Var(&o.retention, "retention-bytes", 1<<30, "retention.bytes per partition (must hold the pre-fill)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (logs, configurations)")
+	flag.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
+	flag.StringVar(&o.cproxyBin, "cproxy-bin", "", "use this cproxy binary instead of building ./cmd/cproxy")
+	flag.Parse()
+	for _, f := range strings.Split(*connsFlag, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			fmt.Fprintln(os.Stderr, "benchconsume: -conns: want positive integers")
+			return 2
+		}
+		o.conns = append(o.conns, n)
+	}
+	if o.duration <= 0 || o.warmup < 0 || o.prefill <= 0 || o.size < 16 || o.partitions <= 0 || o.batch <= 0 || o.latConns <= 0 {
+		fmt.Fprintln(os.Stderr, "benchconsume: -duration, -prefill, -partitions, -batch, -latency-conns must be > 0, -size ≥ 16, -warmup ≥ 0")
+		return 2
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		sig := <-sigc
+		signal.Stop(sigc)
+		logf("%v: stopping and cleaning up (send it again to die at once)", sig)
+		cancel()
+	}()
+
+	var cl bu.Cleanups
+	defer cl.Run()
+	rep, err := bench(ctx, &o, &cl)
+	cl.Run()
+	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(os.Stderr, "benchconsume: interrupted")
+			return 130
+		}
+		fmt.Fprintln(os.Stderr, "benchconsume: HARNESS FAILURE:", err)
+		if !o.keep {
+			fmt.Fprintln(os.Stderr, "benchconsume: rerun with -keep to keep the logs and configurations")
+		}
+		return 1
+	}
+	fmt.Println()
+	printReport(os.Stdout, rep)
+	if o.jsonPath != "" {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		if err := os.WriteFile(o.jsonPath, append(b, '\n'), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "benchconsume: writing JSON:", err)
+			return 1
+		}
+		fmt.Printf("\nJSON results written to %s\n", o.jsonPath)
+	}
+	return 0
+}
+
+type stack struct {
+	zk, kafka, cproxy *bu.Proc
+	brokers           []string
+	addr, adminAddr   string
+}
+
+const instanceCluster = "C_bench"
+
+func cproxyNode(instance string, port int, brokers []string, groups []string) []byte {
+	return bu.MustJSON(map[string]any{
+		"instance": instance, "proxyCluster": instanceCluster, "brokerClusters": []string{"K_bench"},
+		"kafkaConfigs": map[string]any{"K_bench": map[string]any{"clusterName": "K_bench", "zookeeperAddr": "127.0.0.1:1/kafka",
+			"autoCommitInterval": 1000, "rebalanceMaxRetries": 8, "partitionAssignmentStrategy": "range",
+			"extra": map[string]any{"bootstrap.servers": strings.Join(brokers, ",")}}},
+		"thriftServer": map[string]any{"port": port, "selectorThreads": 1, "workerThreads": 16,
+			"acceptQueueSizePerThread": 100, "maxReadBufferBytes": 5000000, "backlog": 50, "workerQueueSize": 100},
+		"groups": groups,
+	})
+}
+
+func groupNode(name, topic, instance string, batch int) []byte {
+	return bu.MustJSON(map[string]any{"group": name, "asyncThreads": 4, "topics": []any{map[string]any{
+		"brokerCluster": "K_bench", "proxies": map[string][]string{instanceCluster: {instance}},
+		"enabled": true, "topic": topic, "actions": []string{"Async", "PullServer"},
+		"maxTps": 1000000.0, "totalMaxTps": 1000000.0, "concurrency": groupConcurrency, "timeout": 10000,
+		"maxRetry": 3, "retryIntervals": []int{50, 100}, "maxPullBatchSize": batch}}})
+}
+
+func groupName(c int) string { return fmt.Sprintf("bench-cproxy-%d", c) }
+
+const latencyGroup = "bench-cproxy-latency"
+
+func up(ctx context.Context, o *options, cl *bu.Cleanups, tmp string) (*stack, error) {
+	root, err := bu.ModuleRoot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	bin := filepath.Join(tmp, "bin")
+	pkgs := []string{"./cmd/kfakeserver"}
+	cproxyBin := o.cproxyBin
+	if cproxyBin == "" {
+		pkgs = append(pkgs, "./cmd/cproxy")
+		cproxyBin = filepath.Join(bin, "cproxy")
+	} else if cproxyBin, err = filepath.Abs(cproxyBin); err != nil {
+		return nil, err
+	}
+	logf("building %s into %s", strings.Join(pkgs, " "), bin)
+	if err := bu.BuildBinaries(ctx, root, bin, pkgs...); err != nil {
+		return nil, err
+	}
+	ports, err := bu.FreePorts(4)
+	if err != nil {
+		return nil, err
+	}
+	s := &stack{brokers: []string{"127.0.0.1:" + strconv.Itoa(ports[1])},
+		addr: "127.0.0.1:" + strconv.Itoa(ports[2]), adminAddr: "127.0.0.1:" + strconv.Itoa(ports[3])}
+	zkAddr := "127.0.0.1:" + strconv.Itoa(ports[0])
+	dir := func(name string) string {
+		d := filepath.Join(tmp, name)
+		_ = os.MkdirAll(d, 0o755)
+		return d
+	}
+	if s.zk, err = bu.StartZooKeeper(ctx, dir("zookeeper"), ports[0], ""); err != nil {
+		return nil, err
+	}
+	cl.StopOnCleanup(s.zk)
+	logf("ZooKeeper serving on %s (pid %d)", zkAddr, s.zk.PID())
+	if s.kafka, err = bu.StartKafka(ctx, filepath.Join(bin, "kfakeserver"), dir("kafka"), ports[1], o.partitions, "", ""); err != nil {
+		return nil, err
+	}
+	cl.StopOnCleanup(s.kafka)
+	admin, err := bu.NewBrokerAdmin(s.brokers, o.topic)
+	if err != nil {
+		return nil, s.kafka.Failure(err)
+	}
+	defer admin.Close()
+	if err := admin.CreateTopic(o.partitions, o.retention); err != nil {
+		return nil, s.kafka.Failure(err)
+	}
+	logf("kfakeserver on %s (pid %d), topic %q with %d partitions", s.brokers[0], s.kafka.PID(), o.topic, o.partitions)
+
+	groups := []string{latencyGroup}
+	for _, c := range o.conns {
+		groups = append(groups, groupName(c))
+	}
+	nodes := map[string][]byte{"/cproxy/" + s.addr: cproxyNode(s.addr, ports[2], s.brokers, groups)}
+	for _, g := range groups {
+		nodes["/group/"+g] = groupNode(g, o.topic, s.addr, o.batch)
+	}
+	if err := bu.SeedZK(zkAddr, bu.ZKChroot, nodes); err != nil {
+		return nil, fmt.Errorf("seeding ZooKeeper: %w", err)
+	}
+	cdir := dir("cproxy")
+	yaml := fmt.Sprintf("zookeeperAddr: %s%s\nhost: 127.0.0.1\nport: %d\nadminAddr: %s\nconfigCacheDir: %s\n"+
+		"logLevel: info\nlogDir: \"\"\nzkStartTimeout: 5s\nshutdownTimeout: 5s\n",
+		zkAddr, bu.ZKChroot, ports[2], s.adminAddr, filepath.Join(cdir, "cache"))
+	conf := filepath.Join(cdir, "cproxy.yaml")
+	if err := os.WriteFile(conf, []byte(yaml), 0o644); err != nil {
+		return nil, err
+	}
+	if s.cproxy, err = bu.StartProc("cproxy", cdir, filepath.Join(cdir, "cproxy.log"), "", nil, cproxyBin, "-conf", conf); err != nil {
+		return nil, err
+	}
+	cl.StopOnCleanup(s.cproxy)
+	if err := bu.WaitHealthy(ctx, s.cproxy, s.adminAddr, 60*time.Second); err != nil {
+		return nil, err
+	}
+	logf("cproxy %s serving on %s, admin http://%s (pid %d), groups %s", cproxyBin, s.addr, s.adminAddr, s.cproxy.PID(), joinGroups(groups))
+	return s, nil
+}
+
+type phase struct {
+	Name        string  `json:"name"`
+	Path        string  `json:"path"`
+	Conns       int     `json:"conns"`
+	Messages    int64   `json:"messages"`
+	Seconds     float64 `json:"seconds"`
+	MsgsPerSec  float64 `json:"msgsPerSec"`
+	Drained     bool    `json:"drainedPrefill"`
+	Calls       int64   `json:"pullCalls,omitempty"`
+	Errors      int64   `json:"errors"`
+	FirstError  string  `json:"firstError,omitempty"`
+	CallP50Ms   float64 `json:"pullP50Ms,omitempty"`
+	CallP99Ms   float64 `json:"pullP99Ms,omitempty"`
+	CProxyCPU   float64 `json:"cproxyCpuPct"`
+	BrokerCPU   float64 `json:"brokerCpuPct"`
+	BenchCPU    float64 `json:"benchCpuPct"`
+	CPUWindowMs float64 `json:"-"`
+}
+
+type verdict struct {
+	Target string `json:"target"`
+	Actual string `json:"actual"`
+	Met    bool   `json:"met"`
+}
+
+type report struct {
+	Started       time.Time `json:"started"`
+	GoVersion     string    `json:"goVersion"`
+	CPUs          int       `json:"cpus"`
+	MessageBytes  int       `json:"messageBytes"`
+	Partitions    int       `json:"partitions"`
+	Prefill       int       `json:"prefill"`
+	PrefillSecs   float64   `json:"prefillSeconds"`
+	Batch         int       `json:"batch"`
+	Phases        []phase   `json:"phases"`
+	Ratios        map[string]float64
+	LatencyRate   float64   `json:"latencyRateMsgsPerSec"`
+	LatencySent   int64     `json:"latencySent"`
+	LatencyRecv   int       `json:"latencyReceived"`
+	LatencyP50Ms  float64   `json:"latencyP50Ms"`
+	LatencyP99Ms  float64   `json:"latencyP99Ms"`
+	LatencyMaxMs  float64   `json:"latencyMaxMs"`
+	PeakRSSMiB    float64   `json:"cproxyPeakRssMiB"`
+	RSSBoundMiB   float64   `json:"cproxyRssBoundMiB"`
+	LagAtPeakMiB  float64   `json:"backlogMiB"`
+	BrokerRSSMiB  float64   `json:"brokerPeakRssMiB"`
+	Verdicts      []verdict `json:"verdicts"`
+	Notes         []string  `json:"notes"`
+	latencySample []int64
+}
+
+// cpuMeter measures the CPU share of the stack's processes over a phase.
+type cpuMeter struct {
+	s               *stack
+	t0              time.Time
+	cp, broker, own time.Duration
+}
+
+func startCPU(s *stack) *cpuMeter {
+	return &cpuMeter{s: s, t0: time.Now(), cp: bu.CPUTime(s.cproxy.PID()), broker: bu.CPUTime(s.kafka.PID()), own: bu.CPUTime(os.Getpid())}
+}
+
+func (m *cpuMeter) fill(p *phase) {
+	el := time.Since(m.t0).Seconds()
+	pct := func(d time.Duration) float64 { return 100 * d.Seconds() / el }
+	p.CProxyCPU = pct(bu.CPUTime(m.s.cproxy.PID()) - m.cp)
+	p.BrokerCPU = pct(bu.CPUTime(m.s.kafka.PID()) - m.broker)
+	p.BenchCPU = pct(bu.CPUTime(os.Getpid()) - m.own)
+}
+
+func (p *phase) from(t *throughput) {
+	p.Messages = t.msgs
+	p.Seconds = t.end.Sub(t.start).Seconds()
+	if p.Seconds > 0 {
+		p.MsgsPerSec = float64(t.msgs) / p.Seconds
+	}
+	p.Drained = t.reachedCount
+	p.Calls, p.Errors = t.calls, t.errs
+	if t.firstErr != nil {
+		p.FirstError = t.firstErr.Error()
+	}
+	slices.Sort(t.lat)
+	p.CallP50Ms = bu.MS(bu.Percentile(t.lat, 50))
+	p.CallP99Ms = bu.MS(bu.Percentile(t.lat, 99))
+}
+
+func bench(ctx context.Context, o *options, cl *bu.Cleanups) (*report, error) {
+	tmp, err := os.MkdirTemp("", "benchconsume-")
+	if err != nil {
+		return nil, err
+	}
+	cl.Push(func() {
+		if o.keep {
+			logf("kept %s", tmp)
+			return
+		}
+		_ = os.RemoveAll(tmp)
+	})
+	s, err := up(ctx, o, cl, tmp)
+	if err != nil {
+		return nil, err
+	}
+	alive := func() error {
+		for _, p := range []*bu.Proc{s.cproxy, s.kafka} {
+			if p.Exited() {
+				return p.Failure(fmt.Errorf("exited: %v", p.WaitErr))
+			}
+		}
+		return nil
+	}
+	rep := &report{Started: time.Now().UTC(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
+		MessageBytes: o.size, Partitions: o.partitions, Prefill: o.prefill, Batch: o.batch, Ratios: map[string]float64{}}
+
+	// Peak RSS sampler (VmHWM is read at the end too).
+	var rssMu sync.Mutex
+	var peakKiB int64
+	stopRSS := make(chan struct{})
+	var rssWG sync.WaitGroup
+	rssWG.Go(func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if k, err := bu.ProcStatusKiB(s.cproxy.PID(), "VmRSS"); err == nil {
+				rssMu.Lock()
+				peakKiB = max(peakKiB, k)
+				rssMu.Unlock()
+			}
+			select {
+			case <-stopRSS:
+				return
+			case <-t.C:
+			}
+		}
+	})
+	defer func() { close(stopRSS); rssWG.Wait() }()
+
+	probe, err := probeProducer(s.brokers)
+	if err != nil {
+		return nil, err
+	}
+	defer probe.Close()
+
+	// Join the throughput groups before the pre-fill (cproxy starts at newest).
+	groupConns := map[int][]*cproxyConn{}
+	for _, c := range o.conns {
+		conns, closeAll, err := dialAll(s.addr, c)
+		if err != nil {
+			return nil, err
+		}
+		defer closeAll()
+		groupConns[c] = conns
+		t0 := time.Now()
+		if err := join(ctx, conns, groupName(c), probe, o.topic, o.partitions); err != nil {
+			return nil, errors.Join(err, alive())
+		}
+		logf("group %s joined and positioned on all %d partitions in %s", groupName(c), o.partitions, time.Since(t0).Round(time.Millisecond))
+	}
+
+	logf("pre-filling %d messages of %d B", o.prefill, o.size)
+	t0 := time.Now()
+	if err := prefill(ctx, s.brokers, o.topic, o.prefill, o.size); err != nil {
+		return nil, fmt.Errorf("pre-fill: %w", err)
+	}
+	rep.PrefillSecs = time.Since(t0).Seconds()
+	logf("  pre-filled in %.1fs (%.0f msgs/s)", rep.PrefillSecs, float64(o.prefill)/rep.PrefillSecs)
+
+	target := int64(o.prefill)
+	// Direct.
+	logf("phase direct: sarama ConsumerGroup from oldest, MarkMessage + auto-commit, until %d messages or %s", target, o.duration)
+	m := startCPU(s)
+	dt, err := directConsume(ctx, s.brokers, o.topic, "bench-direct", target, o.duration)
+	if err != nil {
+		return nil, fmt.Errorf("direct phase: %w", err)
+	}
+	d := phase{Name: "direct", Path: "sarama", Conns: 1}
+	d.from(dt)
+	m.fill(&d)
+	rep.Phases = append(rep.Phases, d)
+	logf("  %d messages in %.2fs: %.0f msgs/s", d.Messages, d.Seconds, d.MsgsPerSec)
+
+	var satRate float64
+	for _, c := range o.conns {
+		logf("phase cproxy-%d: pull (maxBatchSize %d) + piggy-backed submit, %d connection(s), until %d messages or %s", c, o.batch, c, target, o.duration)
+		m := startCPU(s)
+		ct := cproxyConsume(ctx, groupConns[c], groupName(c), int32(o.batch), target, o.duration)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if err := alive(); err != nil {
+			return nil, err
+		}
+		if ct.msgs == 0 {
+			return nil, fmt.Errorf("phase cproxy-%d: no message pulled (errors %d, first %v)", c, ct.errs, ct.firstErr)
+		}
+		p := phase{Name: fmt.Sprintf("cproxy-%d", c), Path: "cproxy", Conns: c}
+		p.from(ct)
+		m.fill(&p)
+		rep.Phases = append(rep.Phases, p)
+		if d.MsgsPerSec > 0 {
+			rep.Ratios[p.Name] = p.MsgsPerSec / d.MsgsPerSec
+		}
+		satRate = max(satRate, p.MsgsPerSec)
+		logf("  %d messages in %.2fs: %.0f msgs/s (%.2f× direct), pull p50 %.2f ms p99 %.2f ms", p.Messages, p.Seconds, p.MsgsPerSec,
+			rep.Ratios[p.Name], p.CallP50Ms, p.CallP99Ms)
+	}
+
+	// Latency at half saturation, on a fresh group.
+	rep.LatencyRate = satRate / 2
+	lconns, closeL, err := dialAll(s.addr, o.latConns)
+	if err != nil {
+		return nil, err
+	}
+	defer closeL()
+	if err := join(ctx, lconns, latencyGroup, probe, o.topic, o.partitions); err != nil {
+		return nil, errors.Join(err, alive())
+	}
+	logf("phase latency: %.0f msgs/s (half the cproxy saturation rate) for %s + %s, %d pullers on %s",
+		rep.LatencyRate, o.warmup, o.duration, o.latConns, latencyGroup)
+	lat, sent, perrs, err := latencyRun(ctx, s.brokers, o.topic, lconns, latencyGroup, int32(o.batch), rep.LatencyRate, o.size, o.warmup, o.duration)
+	if err != nil {
+		return nil, fmt.Errorf("latency phase: %w", err)
+	}
+	if err := alive(); err != nil {
+		return nil, err
+	}
+	slices.Sort(lat)
+	rep.LatencySent, rep.LatencyRecv = sent, len(lat)
+	rep.LatencyP50Ms, rep.LatencyP99Ms = bu.MS(bu.Percentile(lat, 50)), bu.MS(bu.Percentile(lat, 99))
+	if len(lat) > 0 {
+		rep.LatencyMaxMs = bu.MS(lat[len(lat)-1])
+	}
+	logf("  sent %d (produce errors %d), pulled %d: p50 %.2f ms, p99 %.2f ms", sent, perrs, len(lat), rep.LatencyP50Ms, rep.LatencyP99Ms)
+
+	// RSS.
+	if k, err := bu.ProcStatusKiB(s.cproxy.PID(), "VmHWM"); err == nil {
+		rssMu.Lock()
+		peakKiB = max(peakKiB, k)
+		rssMu.Unlock()
+	} else {
+		return nil, fmt.Errorf("cproxy peak RSS: %w", err)
+	}
+	rssMu.Lock()
+	rep.PeakRSSMiB = float64(peakKiB) / 1024
+	rssMu.Unlock()
+	if k, err := bu.ProcStatusKiB(s.kafka.PID(), "VmHWM"); err == nil {
+		rep.BrokerRSSMiB = float64(k) / 1024
+	}
+	groups := len(o.conns) + 1
+	perGroup := float64(min(maxBufferedBytes, 3*groupConcurrency*o.size)+o.partitions*(fetchBytes+saramaChanMsgs*o.size)) / (1 << 20)
+	rep.RSSBoundMiB = baseRSSMiB + 2*float64(groups)*perGroup
+	var backlog int64
+	for _, p := range rep.Phases {
+		if p.Path == "cproxy" {
+			backlog += target - p.Messages
+		}
+	}
+	rep.LagAtPeakMiB = float64(backlog*int64(o.size)) / (1 << 20)
+	finish(rep, o, groups, perGroup)
+	return rep, nil
+}
+
+func finish(rep *report, o *options, groups int, perGroup float64) {
+	if r, ok := rep.Ratios["cproxy-16"]; ok {
+		rep.Verdicts = append(rep.Verdicts, verdict{Target: fmt.Sprintf("C=16 pull+submit ≥ %.1f× direct", targetRatio),
+			Actual: fmt.Sprintf("%.3f×", r), Met: r >= targetRatio})
+	}
+	rep.Verdicts = append(rep.Verdicts, verdict{Target: fmt.Sprintf("produce→pull p99 ≤ %.0f ms at half saturation", targetP99Ms),
+		Actual: fmt.Sprintf("%.2f ms at %.0f msgs/s (%d samples)", rep.LatencyP99Ms, rep.LatencyRate, rep.LatencyRecv),
+		Met:    rep.LatencyRecv > 0 && rep.LatencyP99Ms <= targetP99Ms})
+	rep.Verdicts = append(rep.Verdicts, verdict{Target: fmt.Sprintf("cproxy peak RSS bounded by config (≤ %.0f MiB)", rep.RSSBoundMiB),
+		Actual: fmt.Sprintf("%.1f MiB with %.0f MiB still unconsumed in its groups", rep.PeakRSSMiB, rep.LagAtPeakMiB),
+		Met:    rep.PeakRSSMiB <= rep.RSSBoundMiB})
+	rep.Notes = []string{
+		fmt.Sprintf("%d CPU cores shared by ZooKeeper, kfakeserver (franz-go kfake, in memory, not Kafka), cproxy and this load generator.", rep.CPUs),
+		"Throughput: from each phase's first pre-filled message until the pre-filled count was consumed or -duration passed " +
+			"(join time excluded). cproxy runs as a daemon with the adapter's group timings (session 10 s, …).",
+		"cproxy's consumer groups start at the newest offset, so they were joined (a probe pulled on every partition) before the pre-fill; " +
+			"the direct group starts from the oldest offset and also reads the probes (not counted).",
+		fmt.Sprintf("Latency: send stamp (before handing to a sarama AsyncProducer, acks all, no linger) → pulled by one of %d pullers "+
+			"(pull linger %d ms); messages sent inside the measured window; nearest-rank percentiles.", o.latConns, pullLingerMs),
+		fmt.Sprintf("RSS bound: %.0f MiB base + 2 (GOGC headroom) × %d groups × %.1f MiB (min(MaxBufferedBytes 64 MiB, 3 × concurrency %d × %d B) "+
+			"+ %d partitions × (1 MiB fetch + %d buffered sarama messages)). Backlog: pre-filled messages the cproxy groups did not consume.",
+			baseRSSMiB, groups, perGroup, groupConcurrency, o.size, o.partitions, saramaChanMsgs),
+	}
+}
+
+func printReport(w io.Writer, r *report) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "phase\tpath\tconns\tmessages\tseconds\tmsgs/s\tvs direct\tdrained\tpull p50 ms\tpull p99 ms\terrors\tCPU% cproxy\tbroker\tbench\t")
+	for _, p := range r.Phases {
+		ratio, p50, p99 := "-", "-", "-"
+		if v, ok := r.Ratios[p.Name]; ok {
+			ratio = fmt.Sprintf("%.2f×", v)
+		}
+		if p.Calls > 0 {
+			p50, p99 = fmt.Sprintf("%.2f", p.CallP50Ms), fmt.Sprintf("%.2f", p.CallP99Ms)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.2f\t%.0f\t%s\t%v\t%s\t%s\t%d\t%.0f\t%.0f\t%.0f\t\n", p.Name, p.Path, p.Conns, p.Messages,
+			p.Seconds, p.MsgsPerSec, ratio, p.Drained, p50, p99, p.Errors, p.CProxyCPU, p.BrokerCPU, p.BenchCPU)
+	}
+	_ = tw.Flush()
+	for _, p := range r.Phases {
+		if p.FirstError != "" {
+			fmt.Fprintf(w, "  %s: first error: %s\n", p.Name, p.FirstError)
+		}
+	}
+	fmt.Fprintf(w, "\npre-fill: %d × %d B in %.1fs\n", r.Prefill, r.MessageBytes, r.PrefillSecs)
+	fmt.Fprintf(w, "produce→pull latency at %.0f msgs/s: p50 %.2f ms, p99 %.2f ms, max %.1f ms (%d of %d sent in the window received)\n",
+		r.LatencyRate, r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyMaxMs, r.LatencyRecv, r.LatencySent)
+	fmt.Fprintf(w, "peak RSS: cproxy %.1f MiB (bound %.0f MiB), broker %.1f MiB\n\ntargets:\n", r.PeakRSSMiB, r.RSSBoundMiB, r.BrokerRSSMiB)
+	missed := 0
+	for _, v := range r.Verdicts {
+		tag := "[ OK   ]"
+		if !v.Met {
+			tag = "[MISSED]"
+			missed++
+		}
+		fmt.Fprintf(w, "  %s %s: %s\n", tag, v.Target, v.Actual)
+	}
+	if missed > 0 {
+		fmt.Fprintf(w, "  => %d of %d targets MISSED\n", missed, len(r.Verdicts))
+	} else {
+		fmt.Fprintf(w, "  => all %d targets met\n", len(r.Verdicts))
+	}
+	fmt.Fprintln(w, "\nnotes:")
+	for _, n := range r.Notes {
+		fmt.Fprintln(w, "  - "+n)
+	}
+}

@@ -78,8 +78,9 @@ test: deps check-generate vet
 fuzz-short:
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz-short.sh
 
-# Local stack: ZooKeeper + kfakeserver (dev-only Kafka) + pproxy on 127.0.0.1,
-# 5 messages sent and read back. Stays up until `make demo-stop`.
+# Local stack: ZooKeeper + kfakeserver (dev-only Kafka) + pproxy + cproxy on
+# 127.0.0.1; 5 messages sent through pproxy, read back from the broker and
+# pulled through cproxy. Stays up until `make demo-stop`.
 .PHONY: demo
 demo:
 	scripts/demo.sh

@@ -2,145 +2,13 @@ package cproxy_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/apache/thrift/lib/go/thrift"
-	"github.com/twmb/franz-go/pkg/kfake"
-	"go.uber.org/zap/zaptest"
-
 	"github.com/ddmq-go/carrera/gen-go/carrera/consumer"
-	"github.com/ddmq-go/carrera/internal/config"
-	"github.com/ddmq-go/carrera/internal/cproxy"
-	"github.com/ddmq-go/carrera/internal/mq"
-	"github.com/ddmq-go/carrera/internal/mq/kafka"
-	"github.com/ddmq-go/carrera/internal/testenv"
-	"github.com/ddmq-go/carrera/internal/zkconf"
 )
-
-const (
-	instance = "127.0.0.1:9713"
-	chroot   = "/carrera/v4/config"
-)
-
-func cproxyNode(brokers []string, groups []string) []byte {
-	b, _ := json.Marshal(map[string]any{
-		"instance": instance, "proxyCluster": "C_e2e", "brokerClusters": []string{"K_e2e"},
-		"kafkaConfigs": map[string]any{"K_e2e": map[string]any{"clusterName": "K_e2e", "zookeeperAddr": "127.0.0.1:1/kafka",
-			"autoCommitInterval": 5000, "rebalanceMaxRetries": 8, "partitionAssignmentStrategy": "range",
-			"extra": map[string]any{"bootstrap.servers": strings.Join(brokers, ",")}}},
-		"thriftServer": map[string]any{"port": 9713, "selectorThreads": 1, "workerThreads": 4,
-			"acceptQueueSizePerThread": 10, "maxReadBufferBytes": 5000000, "backlog": 50, "workerQueueSize": 100},
-		"groups": groups,
-	})
-	return b
-}
-
-func groupJSON(name, topic string, extra map[string]any) []byte {
-	sub := map[string]any{"brokerCluster": "K_e2e", "proxies": map[string][]string{"C_e2e": {instance}},
-		"enabled": true, "topic": topic, "actions": []string{"Async", "PullServer"},
-		"maxTps": 100000.0, "totalMaxTps": 100000.0, "concurrency": 1000, "timeout": 2000,
-		"maxRetry": 3, "retryIntervals": []int{50, 100}, "maxPullBatchSize": 16}
-	for k, v := range extra {
-		sub[k] = v
-	}
-	b, _ := json.Marshal(map[string]any{"group": name, "asyncThreads": 4, "topics": []any{sub}})
-	return b
-}
-
-type stack struct {
-	zk    *testenv.ZooKeeper
-	kafka *testenv.Kafka
-	addr  string
-	stop  func()
-}
-
-func startStack(t *testing.T, groups map[string][]byte) *stack {
-	t.Helper()
-	s := &stack{zk: testenv.StartZooKeeper(t),
-		kafka: testenv.StartKafka(t, kfake.GroupMinSessionTimeout(100*time.Millisecond))}
-	names := []string{}
-	nodes := map[string][]byte{}
-	for g, data := range groups {
-		names = append(names, g)
-		nodes["/group/"+g] = data
-	}
-	nodes["/cproxy/"+instance] = cproxyNode(s.kafka.Addrs(), names)
-	testenv.SeedZK(t, s.zk.Addr, chroot, nodes)
-	y := fmt.Sprintf("zookeeperAddr: %s\nhost: 127.0.0.1\nport: 9713\nadminAddr: 127.0.0.1:0\nconfigCacheDir: %s\nzkStartTimeout: 2s\nshutdownTimeout: 5s\n",
-		s.zk.ConnectString(chroot), t.TempDir())
-	boot, err := config.ParseBootstrap([]byte(y))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- cproxy.Run(ctx, cproxy.Options{Bootstrap: boot, Logger: zaptest.NewLogger(t), ListenAddr: "127.0.0.1:0",
-			Ready:   func(th, _ net.Addr) { ready <- th.String() },
-			Watcher: func(c *zkconf.Config) { c.RetryInterval = 100 * time.Millisecond },
-			Timings: cproxy.GroupTimings{SessionTimeout: time.Second, HeartbeatInterval: 100 * time.Millisecond,
-				RebalanceTimeout: time.Second, CommitInterval: 100 * time.Millisecond, FetchMaxWait: 50 * time.Millisecond},
-		})
-	}()
-	select {
-	case s.addr = <-ready:
-	case err := <-done:
-		t.Fatalf("cproxy exited: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("cproxy did not start")
-	}
-	stopped := false
-	s.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("cproxy shutdown: %v", err)
-		}
-	}
-	t.Cleanup(s.stop)
-	return s
-}
-
-func dial(t *testing.T, addr string) *consumer.ConsumerServiceClient {
-	t.Helper()
-	cfg := &thrift.TConfiguration{ConnectTimeout: 2 * time.Second, SocketTimeout: 30 * time.Second}
-	trans := thrift.NewTFramedTransportConf(thrift.NewTSocketConf(addr, cfg), cfg)
-	if err := trans.Open(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { trans.Close() })
-	p := thrift.NewTCompactProtocolConf(trans, cfg)
-	return consumer.NewConsumerServiceClient(thrift.NewTStandardClient(p, p))
-}
-
-func produce(t *testing.T, k *testenv.Kafka, topic string, n int, prefix string) {
-	t.Helper()
-	p, err := kafka.NewProducer(kafka.Options{Cluster: "K_e2e", Brokers: k.Addrs()}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close(context.Background())
-	for i := range n {
-		ctx := context.Background()
-		target, err := p.Resolve(ctx, topic, mq.Selector{PartitionID: int32(i % 4)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := mq.ProduceSync(ctx, p, &mq.Record{Topic: topic, Target: target, Key: fmt.Sprint("k", i),
-			Body: fmt.Appendf(nil, "%s-%d", prefix, i), Properties: map[string]string{"traceId": "x"}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // pullUntil pulls (acking every batch with the next pull, as the SDKs do)
 // until n distinct bodies were seen or the deadline passes.
@@ -239,6 +107,9 @@ func TestE2EPullSubmitAndStats(t *testing.T) {
 	}
 }
 
+// TestE2ERestartDoesNotRedeliverAcked: after a clean stop the new instance
+// delivers neither acknowledged messages below the committed offset nor
+// acknowledged ones above an unacknowledged message (commit metadata).
 func TestE2ERestartDoesNotRedeliverAcked(t *testing.T) {
 	groups := map[string][]byte{"cg_r": groupJSON("cg_r", "events", nil)}
 	s := startStack(t, groups)
@@ -253,40 +124,66 @@ func TestE2ERestartDoesNotRedeliverAcked(t *testing.T) {
 	if len(first) != 20 {
 		t.Fatalf("first run got %d", len(first))
 	}
-	s.stop() // clean shutdown commits what is committable
+	// Ten messages on partition 1: acknowledge all but g-3, which stays
+	// unacknowledged (in flight, redelivered on timeout, never acked).
+	specs := make([]kmsgSpec, 10)
+	for i := range specs {
+		specs[i] = kmsgSpec{partition: 1, key: fmt.Sprint("g", i), body: fmt.Sprint("g-", i)}
+	}
+	produceSpecs(t, s.kafka, "events", specs)
+	acked := map[string]bool{}
+	sawGap := false
+	var ack *consumer.ConsumeResult_
+	deadline := time.Now().Add(20 * time.Second)
+	for len(acked) < 9 || !sawGap {
+		if time.Now().After(deadline) {
+			t.Fatalf("acked %d of 9, saw g-3 %v", len(acked), sawGap)
+		}
+		resp, err := c.Pull(context.Background(), &consumer.PullRequest{GroupId: "cg_r", MaxBatchSize: &bs, MaxLingerTime: &ml, Result_: ack})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ack = nil
+		if len(resp.Messages) == 0 {
+			continue
+		}
+		ack = &consumer.ConsumeResult_{Context: resp.Context}
+		for _, m := range resp.Messages {
+			body := string(m.Value)
+			if body == "g-3" {
+				sawGap = true
+				continue
+			}
+			if !strings.HasPrefix(body, "g-") {
+				t.Fatalf("unexpected %s", body)
+			}
+			acked[body] = true
+			ack.SuccessOffsets = append(ack.SuccessOffsets, m.Offset)
+		}
+	}
+	if ok, err := c.Submit(context.Background(), ack); !ok || err != nil {
+		t.Fatalf("submit %v %v", ok, err)
+	}
+	s.stop() // clean shutdown commits what is committable (offset of g-3 plus the finished offsets above it)
 	s2 := startStack2(t, s)
 	c2 := dial(t, s2)
 	produce(t, s.kafka, "events", 8, "c")
-	second := pullAll(t, c2, "cg_r", 8, false)
+	second := pullAll(t, c2, "cg_r", 9, false)
 	for body := range second {
-		if strings.HasPrefix(body, "b-") {
-			t.Fatalf("acknowledged message %s redelivered after a clean restart", body)
+		if body != "g-3" && !strings.HasPrefix(body, "c-") {
+			t.Fatalf("acknowledged message %s redelivered after a clean restart (got %v)", body, second)
 		}
 	}
-}
-
-// startStack2 starts a second cproxy against the same ZooKeeper and broker.
-func startStack2(t *testing.T, s *stack) string {
-	t.Helper()
-	y := fmt.Sprintf("zookeeperAddr: %s\nhost: 127.0.0.1\nport: 9713\nadminAddr: 127.0.0.1:0\nconfigCacheDir: %s\nzkStartTimeout: 2s\nshutdownTimeout: 5s\n",
-		s.zk.ConnectString(chroot), t.TempDir())
-	boot, _ := config.ParseBootstrap([]byte(y))
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- cproxy.Run(ctx, cproxy.Options{Bootstrap: boot, Logger: zaptest.NewLogger(t), ListenAddr: "127.0.0.1:0",
-			Ready: func(th, _ net.Addr) { ready <- th.String() },
-			Timings: cproxy.GroupTimings{SessionTimeout: time.Second, HeartbeatInterval: 100 * time.Millisecond,
-				RebalanceTimeout: time.Second, CommitInterval: 100 * time.Millisecond, FetchMaxWait: 50 * time.Millisecond},
-		})
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	select {
-	case a := <-ready:
-		return a
-	case err := <-done:
-		t.Fatalf("second cproxy: %v", err)
+	if second["g-3"] == 0 {
+		t.Fatalf("unacknowledged g-3 not redelivered: %v", second)
 	}
-	return ""
+	// Nothing else trails behind.
+	ml = 300
+	resp, err := c2.Pull(context.Background(), &consumer.PullRequest{GroupId: "cg_r", MaxBatchSize: &bs, MaxLingerTime: &ml})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range resp.Messages {
+		t.Fatalf("unexpected delivery %s after the restart", m.Value)
+	}
 }

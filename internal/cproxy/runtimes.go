@@ -120,7 +120,7 @@ func (m *Manager) startLocked(snap *config.CProxySnapshot, group string) *groupR
 	eng := engine.New(engine.Options{
 		Group: group, Log: m.log.Named("engine"), Registerer: m.reg,
 		DeadLetterOn: m.deadLetter,
-		Partitions: m.backend.Partitions,
+		Partitions:   m.backend.Partitions,
 		MaxRecvMsgsLength: func() int64 {
 			if ts := snap.Node.ThriftServer; ts != nil && ts.MaxRecvMsgsLength > 0 {
 				return int64(ts.MaxRecvMsgsLength)

@@ -1,0 +1,357 @@
+package cproxy_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/apache/thrift/lib/go/thrift"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/ddmq-go/carrera/gen-go/carrera/consumer"
+	"github.com/ddmq-go/carrera/internal/config"
+	"github.com/ddmq-go/carrera/internal/cproxy"
+	"github.com/ddmq-go/carrera/internal/mq"
+	"github.com/ddmq-go/carrera/internal/mq/kafka"
+	"github.com/ddmq-go/carrera/internal/testenv"
+	"github.com/ddmq-go/carrera/internal/zkconf"
+)
+
+// Shared helpers of the end-to-end tests: real ZooKeeper, kfake over TCP,
+// cproxy in-process (cproxy.Run) or as a child process (cmd/cproxy).
+
+const (
+	instance = "127.0.0.1:9713"
+	chroot   = "/carrera/v4/config"
+)
+
+// fastTimings shorten the broker group protocol for in-process instances.
+var fastTimings = cproxy.GroupTimings{SessionTimeout: time.Second, HeartbeatInterval: 100 * time.Millisecond,
+	RebalanceTimeout: time.Second, CommitInterval: 100 * time.Millisecond, FetchMaxWait: 50 * time.Millisecond}
+
+// cproxyNodeFor is the /cproxy/<inst> node serving groups.
+func cproxyNodeFor(inst string, brokers []string, groups []string) []byte {
+	port := 9713
+	if i := strings.LastIndexByte(inst, ':'); i >= 0 {
+		port, _ = strconv.Atoi(inst[i+1:])
+	}
+	b, _ := json.Marshal(map[string]any{
+		"instance": inst, "proxyCluster": "C_e2e", "brokerClusters": []string{"K_e2e"},
+		"kafkaConfigs": map[string]any{"K_e2e": map[string]any{"clusterName": "K_e2e", "zookeeperAddr": "127.0.0.1:1/kafka",
+			"autoCommitInterval": 5000, "rebalanceMaxRetries": 8, "partitionAssignmentStrategy": "range",
+			"extra": map[string]any{"bootstrap.servers": strings.Join(brokers, ",")}}},
+		"thriftServer": map[string]any{"port": port, "selectorThreads": 1, "workerThreads": 4,
+			"acceptQueueSizePerThread": 10, "maxReadBufferBytes": 5000000, "backlog": 50, "workerQueueSize": 100},
+		"groups": groups,
+	})
+	return b
+}
+
+func cproxyNode(brokers []string, groups []string) []byte {
+	return cproxyNodeFor(instance, brokers, groups)
+}
+
+// proxies is the "proxies" value of a subscription bound to the instances.
+func proxies(insts ...string) map[string][]string {
+	return map[string][]string{"C_e2e": insts}
+}
+
+func groupJSON(name, topic string, extra map[string]any) []byte {
+	sub := map[string]any{"brokerCluster": "K_e2e", "proxies": proxies(instance),
+		"enabled": true, "topic": topic, "actions": []string{"Async", "PullServer"},
+		"maxTps": 100000.0, "totalMaxTps": 100000.0, "concurrency": 1000, "timeout": 2000,
+		"maxRetry": 3, "retryIntervals": []int{50, 100}, "maxPullBatchSize": 16}
+	for k, v := range extra {
+		sub[k] = v
+	}
+	b, _ := json.Marshal(map[string]any{"group": name, "asyncThreads": 4, "topics": []any{sub}})
+	return b
+}
+
+type stack struct {
+	zk    *testenv.ZooKeeper
+	kafka *testenv.Kafka
+	addr  string
+	stop  func()
+}
+
+// startStack starts ZooKeeper, kfake and one in-process cproxy (instance)
+// serving groups.
+func startStack(t *testing.T, groups map[string][]byte) *stack {
+	t.Helper()
+	s := &stack{zk: testenv.StartZooKeeper(t), kafka: startKafka(t)}
+	names := []string{}
+	nodes := map[string][]byte{}
+	for g, data := range groups {
+		names = append(names, g)
+		nodes["/group/"+g] = data
+	}
+	nodes["/cproxy/"+instance] = cproxyNode(s.kafka.Addrs(), names)
+	testenv.SeedZK(t, s.zk.Addr, chroot, nodes)
+	s.addr, s.stop = startInProc(t, s.zk, 9713)
+	return s
+}
+
+// startStack2 starts a second in-process cproxy (same instance name)
+// against the same ZooKeeper and broker.
+func startStack2(t *testing.T, s *stack) string {
+	t.Helper()
+	addr, _ := startInProc(t, s.zk, 9713)
+	return addr
+}
+
+// startInProc runs cproxy.Run for instance 127.0.0.1:<port> (listening on
+// an ephemeral port) with fast group timings; stop shuts it down cleanly
+// (idempotent, also registered as cleanup).
+func startInProc(t *testing.T, z *testenv.ZooKeeper, port int) (addr string, stop func()) {
+	t.Helper()
+	y := fmt.Sprintf("zookeeperAddr: %s\nhost: 127.0.0.1\nport: %d\nadminAddr: 127.0.0.1:0\nconfigCacheDir: %s\nzkStartTimeout: 2s\nshutdownTimeout: 5s\n",
+		z.ConnectString(chroot), port, t.TempDir())
+	boot, err := config.ParseBootstrap([]byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- cproxy.Run(ctx, cproxy.Options{Bootstrap: boot, Logger: zaptest.NewLogger(t), ListenAddr: "127.0.0.1:0",
+			Ready:   func(th, _ net.Addr) { ready <- th.String() },
+			Watcher: func(c *zkconf.Config) { c.RetryInterval = 100 * time.Millisecond },
+			Timings: fastTimings,
+		})
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("cproxy shutdown: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		once.Do(func() {})
+		t.Fatalf("cproxy exited: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("cproxy did not start")
+	}
+	return addr, stop
+}
+
+// freePort returns a free port below the usual ephemeral range (32768+), so
+// that no process binding port 0 (kfake, ZooKeeper clients, other tests)
+// can take it between this check and the child's listen, nor while the
+// child is down between a kill and its restart.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 200 {
+		port := 20000 + mrand.IntN(12000)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port
+	}
+	t.Fatal("no free port in 20000-31999")
+	return 0
+}
+
+// buildCProxy compiles cmd/cproxy into a temp dir.
+func buildCProxy(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "cproxy")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/ddmq-go/carrera/cmd/cproxy")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build cproxy: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// child is a cproxy daemon run as a child process (default group timings).
+type child struct {
+	t         *testing.T
+	bin, conf string
+	logPath   string
+	port      int
+	adminPort int
+	cmd       *exec.Cmd
+	exited    chan struct{}
+}
+
+func newChild(t *testing.T, bin string, z *testenv.ZooKeeper) *child {
+	t.Helper()
+	c := &child{t: t, bin: bin, port: freePort(t), adminPort: freePort(t)}
+	dir := t.TempDir()
+	c.conf, c.logPath = filepath.Join(dir, "cproxy.yaml"), filepath.Join(dir, "cproxy.log")
+	y := fmt.Sprintf("zookeeperAddr: %s\nhost: 127.0.0.1\nport: %d\nadminAddr: 127.0.0.1:%d\nconfigCacheDir: %s\nlogLevel: info\nzkStartTimeout: 2s\nshutdownTimeout: 5s\n",
+		z.ConnectString(chroot), c.port, c.adminPort, filepath.Join(dir, "cache"))
+	if err := os.WriteFile(c.conf, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.kill)
+	return c
+}
+
+func (c *child) instance() string { return "127.0.0.1:" + strconv.Itoa(c.port) }
+func (c *child) addr() string     { return c.instance() }
+
+// start launches the process and waits until /healthz answers 200.
+func (c *child) start() {
+	t := c.t
+	t.Helper()
+	logf, err := os.OpenFile(c.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(c.bin, "-conf", c.conf)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); logf.Close(); close(exited) }()
+	c.cmd, c.exited = cmd, exited
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", c.adminPort))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		select {
+		case <-exited:
+			b, _ := os.ReadFile(c.logPath)
+			t.Fatalf("cproxy child exited (%v):\n%s", waitErr, b)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("cproxy child not healthy")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// kill sends SIGKILL and waits for the exit (no-op if not running).
+func (c *child) kill() {
+	if c.cmd == nil {
+		return
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGKILL)
+	<-c.exited
+	c.cmd = nil
+}
+
+// dialE opens a Thrift consumer client; close releases the connection.
+func dialE(addr string) (*consumer.ConsumerServiceClient, func(), error) {
+	cfg := &thrift.TConfiguration{ConnectTimeout: 2 * time.Second, SocketTimeout: 30 * time.Second}
+	trans := thrift.NewTFramedTransportConf(thrift.NewTSocketConf(addr, cfg), cfg)
+	if err := trans.Open(); err != nil {
+		return nil, nil, err
+	}
+	p := thrift.NewTCompactProtocolConf(trans, cfg)
+	return consumer.NewConsumerServiceClient(thrift.NewTStandardClient(p, p)), func() { trans.Close() }, nil
+}
+
+func dial(t *testing.T, addr string) *consumer.ConsumerServiceClient {
+	t.Helper()
+	c, closer, err := dialE(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(closer)
+	return c
+}
+
+type kmsgSpec struct {
+	partition int32
+	key, body string
+}
+
+// produceSpecs writes messages to explicit partitions.
+func produceSpecs(t *testing.T, k *testenv.Kafka, topic string, specs []kmsgSpec) {
+	t.Helper()
+	p, err := kafka.NewProducer(kafka.Options{Cluster: "K_e2e", Brokers: k.Addrs()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	ctx := context.Background()
+	for _, s := range specs {
+		target, err := p.Resolve(ctx, topic, mq.Selector{PartitionID: s.partition})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := mq.ProduceSync(ctx, p, &mq.Record{Topic: topic, Target: target, Key: s.key,
+			Body: []byte(s.body), Properties: map[string]string{"traceId": "x"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// produce writes n messages "<prefix>-<i>" round-robin over 4 partitions.
+func produce(t *testing.T, k *testenv.Kafka, topic string, n int, prefix string) {
+	t.Helper()
+	specs := make([]kmsgSpec, n)
+	for i := range n {
+		specs[i] = kmsgSpec{partition: int32(i % 4), key: fmt.Sprint("k", i), body: fmt.Sprintf("%s-%d", prefix, i)}
+	}
+	produceSpecs(t, k, topic, specs)
+}
+
+// statsCaughtUp reports whether every qid of the topic has committed ==
+// high watermark (and parts qids are listed).
+func statsCaughtUp(c *consumer.ConsumerServiceClient, group, topic string, parts int) (bool, string) {
+	stats, err := c.GetConsumeStats(context.Background(), &consumer.ConsumeStatsRequest{Group: group, Topic: &topic})
+	if err != nil {
+		return false, err.Error()
+	}
+	if len(stats) != 1 || len(stats[0].ProduceOffsets) != parts {
+		return false, fmt.Sprintf("%+v", stats)
+	}
+	for q, hw := range stats[0].ProduceOffsets {
+		if !strings.HasPrefix(q, "K_e2e_") || stats[0].ConsumeOffsets[q] != hw {
+			return false, fmt.Sprintf("%+v", stats[0])
+		}
+	}
+	return true, ""
+}
+
+// eventually polls cond every 20 ms until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// startKafka starts kfake accepting the short session timeouts of the
+// in-process instances.
+func startKafka(t *testing.T) *testenv.Kafka {
+	return testenv.StartKafka(t, kfake.GroupMinSessionTimeout(100*time.Millisecond))
+}

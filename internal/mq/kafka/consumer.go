@@ -184,6 +184,7 @@ func (s *session) Setup(sess sarama.ConsumerGroupSession) error {
 			}
 		}
 	}
+	s.pinStart(sess, assigned)
 	s.g.log.Info("kafka group generation joined", zap.String("member", sess.MemberID()),
 		zap.Int32("generation", sess.GenerationID()), zap.Any("assigned", assigned))
 	s.h.Setup(assigned)
@@ -192,6 +193,40 @@ func (s *session) Setup(sess sarama.ConsumerGroupSession) error {
 	s.flushDone = make(chan struct{})
 	go s.flusher(sess)
 	return nil
+}
+
+// pinStart commits the starting position of every assigned partition that
+// has no committed offset yet, before its claim starts. Without it a member
+// that crashes before its first commit of a partition leaves the partition
+// uncommitted, and the next owner starts again at "newest" — skipping every
+// message produced in between (at-least-once broken for new groups). sarama
+// created the partition offset managers before Setup, so the marked
+// position is also where this member's claim starts.
+func (s *session) pinStart(sess sarama.ConsumerGroupSession, assigned map[string][]int32) {
+	initial, err := parseInitialOffset(s.g.opts.InitialOffset)
+	if err != nil {
+		return // validated at construction
+	}
+	pinned := 0
+	for t, ps := range assigned {
+		for _, p := range ps {
+			if c, ok := s.initial[topicPartition{t, p}]; ok && c.Offset >= 0 {
+				continue
+			}
+			off, err := s.client.GetOffset(t, p, initial)
+			if err != nil || off < 0 {
+				s.g.log.Warn("kafka start offset not pinned; a crash before the first commit may skip messages",
+					zap.String("topic", t), zap.Int32("partition", p), zap.Error(err))
+				continue
+			}
+			sess.MarkOffset(t, p, off, "")
+			pinned++
+		}
+	}
+	if pinned > 0 {
+		sess.Commit()
+		s.g.log.Info("kafka start offsets committed for partitions without one", zap.Int("partitions", pinned))
+	}
 }
 
 // flusher commits what the claims marked every CommitInterval.

@@ -246,11 +246,12 @@ func TestConsumeFromNewestAndOldest(t *testing.T) {
 	runMember(t, optsN, newest)
 	runMember(t, consumerOptions(k, "g-oldest", "from"), oldest)
 
-	// Once the claims run, the newest position is resolved.
-	for _, h := range []*testHandler{newest, oldest} {
+	// A partition without a committed offset gets its start position
+	// committed before the claim starts (pinStart): newest = 3, oldest = 0.
+	for h, want := range map[*testHandler]int64{newest: 3, oldest: 0} {
 		for _, c := range h.claimsOf(t, 2) {
-			if got := c.Initial(); got != (mq.CommittedOffset{Offset: -1}) {
-				t.Errorf("partition %d: Initial %+v, want none", c.Partition(), got)
+			if got := c.Initial(); got != (mq.CommittedOffset{Offset: want}) {
+				t.Errorf("partition %d: Initial %+v, want pinned start %d", c.Partition(), got, want)
 			}
 			if c.Topic() != "from" {
 				t.Errorf("claim topic %q", c.Topic())
@@ -324,7 +325,8 @@ func TestCommitMetadataHandedToNextMember(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[int32]mq.CommittedOffset{0: {Offset: 4, Metadata: "final"}}
+	// Partition 1 never committed by the handler: its pinned start (0).
+	want := map[int32]mq.CommittedOffset{0: {Offset: 4, Metadata: "final"}, 1: {Offset: 0}}
 	if !maps.Equal(got, want) {
 		t.Fatalf("Committed %v, want %v", got, want)
 	}
@@ -335,8 +337,8 @@ func TestCommitMetadataHandedToNextMember(t *testing.T) {
 	if got := claims[0].Initial(); got != (mq.CommittedOffset{Offset: 4, Metadata: "final"}) {
 		t.Errorf("partition 0: Initial %+v, want {4 final}", got)
 	}
-	if got := claims[1].Initial(); got != (mq.CommittedOffset{Offset: -1}) {
-		t.Errorf("partition 1: Initial %+v, want none", got)
+	if got := claims[1].Initial(); got != (mq.CommittedOffset{Offset: 0}) {
+		t.Errorf("partition 1: Initial %+v, want the start pinned by the first member (0)", got)
 	}
 	if got := offsetsOf(second.receive(t, 6))[0]; !slices.Equal(got, []int64{4, 5, 6, 7, 8, 9}) {
 		t.Errorf("second member read offsets %v, want 4..9", got)
@@ -622,5 +624,29 @@ func TestConsumeTopicCreatedLater(t *testing.T) {
 	produceN(t, newTestProducer(t, testOptions(k)), "later", 0, 1)
 	if got := h.receive(t, 1)[0]; got.Topic != "later" || got.Offset != 0 {
 		t.Errorf("received %s/%d@%d", got.Topic, got.Partition, got.Offset)
+	}
+}
+
+// TestStartPinnedBeforeFirstCommit: a member of a new group that stops
+// before committing anything must leave its start position committed, so the
+// next owner does not jump to "newest" and skip what was produced meanwhile.
+func TestStartPinnedBeforeFirstCommit(t *testing.T) {
+	k := startGroupKafka(t)
+	k.CreateTopic("pin", 1)
+	p := newTestProducer(t, testOptions(k))
+	produceN(t, p, "pin", 0, 3) // before the group exists: skipped by "newest"
+
+	opts := consumerOptions(k, "g-pin", "pin")
+	opts.InitialOffset = "newest"
+	first := newTestHandler()
+	stop := runMember(t, opts, first)
+	first.claimsOf(t, 1)
+	stop() // no Commit from the handler
+
+	produceN(t, p, "pin", 0, 5) // offsets 3..7, produced while no member runs
+	second := newTestHandler()
+	runMember(t, opts, second)
+	if got := offsetsOf(second.receive(t, 5))[0]; !slices.Equal(got, []int64{3, 4, 5, 6, 7}) {
+		t.Fatalf("next owner read %v, want 3..7 (nothing skipped)", got)
 	}
 }

@@ -46,7 +46,11 @@ func run(conf string) error {
 	log.Info("starting cproxy", zap.String("version", version), zap.String("conf", conf))
 	ctx, stop := daemon.SignalContext(context.Background())
 	defer stop()
-	if err := cproxy.Run(ctx, cproxy.Options{Bootstrap: boot, Logger: log}); err != nil {
+	cg := boot.ConsumerGroup
+	opts := cproxy.Options{Bootstrap: boot, Logger: log, IdleTimeout: cg.PullIdleTimeout,
+		Timings: cproxy.GroupTimings{SessionTimeout: cg.SessionTimeout, HeartbeatInterval: cg.HeartbeatInterval,
+			RebalanceTimeout: cg.RebalanceTimeout, CommitInterval: cg.CommitInterval}}
+	if err := cproxy.Run(ctx, opts); err != nil {
 		log.Error("cproxy failed", zap.Error(err))
 		return err
 	}

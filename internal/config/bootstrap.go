@@ -47,6 +47,12 @@ const (
 //	zkStartTimeout:  5s            # wait for ZooKeeper at start, then use the cache
 //	shutdownTimeout: 10s           # graceful shutdown budget
 //	maxFrameBytes:   0             # 0 = thriftServer.maxReadBufferBytes, else 16384000
+//	consumerGroup:                 # cproxy only: broker group protocol timings
+//	  sessionTimeout: 10s          # 0 = adapter default
+//	  heartbeatInterval: 3s
+//	  rebalanceTimeout: 60s
+//	  commitInterval: 1s           # offset commit flush period
+//	  pullIdleTimeout: 60s         # stop a pull group after this long without a pull
 type Bootstrap struct {
 	ZookeeperAddr        string
 	Host                 string
@@ -60,6 +66,19 @@ type Bootstrap struct {
 	ZKStartTimeout  time.Duration
 	ShutdownTimeout time.Duration
 	MaxFrameBytes   int64
+
+	// ConsumerGroup tunes cproxy's broker group membership; zero fields
+	// keep the adapter defaults.
+	ConsumerGroup ConsumerGroupTimings
+}
+
+// ConsumerGroupTimings are cproxy's broker group protocol settings.
+type ConsumerGroupTimings struct {
+	SessionTimeout    time.Duration
+	HeartbeatInterval time.Duration
+	RebalanceTimeout  time.Duration
+	CommitInterval    time.Duration
+	PullIdleTimeout   time.Duration
 }
 
 // bootstrapYAML is the raw file shape. defaultTopicInfoConf is decoded
@@ -77,6 +96,13 @@ type bootstrapYAML struct {
 	ZKStartTimeout       string `yaml:"zkStartTimeout"`
 	ShutdownTimeout      string `yaml:"shutdownTimeout"`
 	MaxFrameBytes        int64  `yaml:"maxFrameBytes"`
+	ConsumerGroup        struct {
+		SessionTimeout    string `yaml:"sessionTimeout"`
+		HeartbeatInterval string `yaml:"heartbeatInterval"`
+		RebalanceTimeout  string `yaml:"rebalanceTimeout"`
+		CommitInterval    string `yaml:"commitInterval"`
+		PullIdleTimeout   string `yaml:"pullIdleTimeout"`
+	} `yaml:"consumerGroup"`
 }
 
 // LoadBootstrap reads and parses the bootstrap file at path.
@@ -177,6 +203,23 @@ func ParseBootstrap(data []byte) (*Bootstrap, error) {
 	}
 	if b.ShutdownTimeout, err = parseDuration(raw.ShutdownTimeout, DefaultShutdownTimeout); err != nil {
 		p.addf("shutdownTimeout: %v", err)
+	}
+	for _, d := range []struct {
+		key string
+		raw string
+		dst *time.Duration
+	}{
+		{"consumerGroup.sessionTimeout", raw.ConsumerGroup.SessionTimeout, &b.ConsumerGroup.SessionTimeout},
+		{"consumerGroup.heartbeatInterval", raw.ConsumerGroup.HeartbeatInterval, &b.ConsumerGroup.HeartbeatInterval},
+		{"consumerGroup.rebalanceTimeout", raw.ConsumerGroup.RebalanceTimeout, &b.ConsumerGroup.RebalanceTimeout},
+		{"consumerGroup.commitInterval", raw.ConsumerGroup.CommitInterval, &b.ConsumerGroup.CommitInterval},
+		{"consumerGroup.pullIdleTimeout", raw.ConsumerGroup.PullIdleTimeout, &b.ConsumerGroup.PullIdleTimeout},
+	} {
+		if *d.dst, err = parseDuration(d.raw, 0); err != nil {
+			p.addf("%s: %v", d.key, err)
+		} else if *d.dst < 0 {
+			p.addf("%s must not be negative", d.key)
+		}
 	}
 	if b.MaxFrameBytes < 0 {
 		p.addf("maxFrameBytes must be >= 0, got %d", b.MaxFrameBytes)

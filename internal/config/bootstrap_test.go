@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -202,5 +203,27 @@ func TestParseZKAddr(t *testing.T) {
 				t.Fatalf("got %q %q", servers, chroot)
 			}
 		})
+	}
+}
+
+func TestBootstrapConsumerGroupTimings(t *testing.T) {
+	b, err := ParseBootstrap([]byte("zookeeperAddr: 127.0.0.1:2181\nport: 9713\nconsumerGroup:\n  sessionTimeout: 1s\n  heartbeatInterval: 100ms\n  rebalanceTimeout: 2s\n  commitInterval: 250ms\n  pullIdleTimeout: 30s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ConsumerGroupTimings{SessionTimeout: time.Second, HeartbeatInterval: 100 * time.Millisecond,
+		RebalanceTimeout: 2 * time.Second, CommitInterval: 250 * time.Millisecond, PullIdleTimeout: 30 * time.Second}
+	if b.ConsumerGroup != want {
+		t.Fatalf("got %+v, want %+v", b.ConsumerGroup, want)
+	}
+	b, err = ParseBootstrap([]byte("zookeeperAddr: 127.0.0.1:2181\nport: 9713\n"))
+	if err != nil || b.ConsumerGroup != (ConsumerGroupTimings{}) {
+		t.Fatalf("absent block: %+v %v", b.ConsumerGroup, err)
+	}
+	for _, bad := range []string{"sessionTimeout: soon", "commitInterval: -1s"} {
+		if _, err := ParseBootstrap([]byte("zookeeperAddr: 127.0.0.1:2181\nport: 9713\nconsumerGroup:\n  " + bad + "\n")); err == nil ||
+			!strings.Contains(err.Error(), "consumerGroup.") {
+			t.Errorf("%q: error %v, want one naming the key", bad, err)
+		}
 	}
 }

@@ -61,6 +61,7 @@ type Handler struct {
 	log      *zap.Logger
 	runtimes Runtimes
 	stats    StatsSource
+	lowLevel LowLevelAPI // nil: fetch/ack not served
 }
 
 var _ consumer.ConsumerService = (*Handler)(nil)
@@ -68,6 +69,12 @@ var _ consumer.ConsumerService = (*Handler)(nil)
 // NewHandler returns the ConsumerService handler.
 func NewHandler(log *zap.Logger, r Runtimes, s StatsSource) *Handler {
 	return &Handler{log: log, runtimes: r, stats: s}
+}
+
+// WithLowLevel serves fetch/ack with l and returns h.
+func (h *Handler) WithLowLevel(l LowLevelAPI) *Handler {
+	h.lowLevel = l
+	return h
 }
 
 // submitChain applies a ConsumeResult chain, each element to its own
@@ -163,14 +170,25 @@ func (h *Handler) GetConsumeStats(ctx context.Context, req *consumer.ConsumeStat
 	return out, nil
 }
 
-// Fetch implements the low-level ConsumerService.fetch. Not served yet: the
-// answer lists no qid, which SDKs treat as "nothing assigned".
-func (h *Handler) Fetch(_ context.Context, _ *consumer.FetchRequest) (*consumer.FetchResponse, error) {
-	return &consumer.FetchResponse{Results: []*consumer.QidResponse{}}, nil
+// Fetch implements the low-level ConsumerService.fetch: one QidResponse per
+// qid owned by the consumer id's fetcher (code unset). Without a low-level
+// server, or for a group that is not a LowLevel group served here, the
+// answer lists no qid.
+func (h *Handler) Fetch(ctx context.Context, req *consumer.FetchRequest) (*consumer.FetchResponse, error) {
+	if h.lowLevel == nil || req == nil {
+		return &consumer.FetchResponse{Results: []*consumer.QidResponse{}}, nil
+	}
+	return &consumer.FetchResponse{Results: h.lowLevel.Fetch(ctx, req)}, nil
 }
 
 // Ack implements the low-level ConsumerService.ack: true for an empty offset
-// map, false otherwise until the low-level API is served.
-func (h *Handler) Ack(_ context.Context, r *consumer.AckResult_) (bool, error) {
-	return r == nil || len(r.Offsets) == 0, nil
+// map; else true only if the consumer id's fetcher owns every qid.
+func (h *Handler) Ack(ctx context.Context, r *consumer.AckResult_) (bool, error) {
+	if r == nil || len(r.Offsets) == 0 {
+		return true, nil
+	}
+	if h.lowLevel == nil {
+		return false, nil
+	}
+	return h.lowLevel.Ack(ctx, r), nil
 }

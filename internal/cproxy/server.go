@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +34,8 @@ type Options struct {
 	Watcher func(*zkconf.Config)
 	// IdleTimeout of pull groups (default 60 s).
 	IdleTimeout time.Duration
+	// FetcherIdleTimeout of low-level fetchers (default 30 s).
+	FetcherIdleTimeout time.Duration
 	// Timings of the broker group protocol (zero = the adapter defaults).
 	Timings GroupTimings
 }
@@ -78,10 +81,15 @@ func Run(ctx context.Context, o Options) error {
 	snap := source.Current()
 	backend := newKafkaBackend(log, reg, source.Current, o.Timings)
 	mgr := NewManager(log.Named("groups"), reg, backend, snap, idle)
-	unsubscribe := source.Subscribe(mgr.Apply)
+	low := NewLowLevel(LowLevelOptions{Log: log.Named("lowlevel"), Snapshot: mgr.Snapshot,
+		Consumer: backend.GroupConsumer, Reader: backend.reader, IdleTimeout: o.FetcherIdleTimeout})
+	unsubscribe := source.Subscribe(func(old, next *config.CProxySnapshot) {
+		mgr.Apply(old, next)
+		low.Apply(old, next)
+	})
 	defer unsubscribe()
 	stats := &offsetStats{snapshot: mgr.Snapshot, reader: backend.reader}
-	handler := NewHandler(log.Named("handler"), mgr, stats)
+	handler := NewHandler(log.Named("handler"), mgr, stats).WithLowLevel(low)
 	reg.MustRegister(NewLagCollector(mgr.RunningGroupTopics, stats.ConsumeStats, 0))
 
 	listen := o.ListenAddr
@@ -111,6 +119,12 @@ func Run(ctx context.Context, o Options) error {
 	idleCtx, stopIdle := context.WithCancel(context.Background())
 	idleDone := make(chan struct{})
 	go func() { defer close(idleDone); mgr.RunIdle(idleCtx, min(idle/2, 5*time.Second)) }()
+	fetcherIdle := o.FetcherIdleTimeout
+	if fetcherIdle <= 0 {
+		fetcherIdle = DefaultFetcherIdleTimeout
+	}
+	lowIdleDone := make(chan struct{})
+	go func() { defer close(lowIdleDone); low.RunIdle(idleCtx, min(fetcherIdle/2, 5*time.Second)) }()
 
 	log.Info("cproxy started", zap.String("thrift", srv.Addr().String()), zap.String("admin", admin.Addr().String()),
 		zap.Int("groups", len(snap.Groups)), zap.Bool("zkConnected", source.Connected()))
@@ -129,7 +143,12 @@ func Run(ctx context.Context, o Options) error {
 		daemon.Step{Name: "stop groups (commit, leave)", Fn: func(ctx context.Context) error {
 			stopIdle()
 			<-idleDone
+			<-lowIdleDone
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() { defer wg.Done(); low.Close() }()
 			mgr.Close()
+			wg.Wait()
 			backend.Close(ctx)
 			return nil
 		}},

@@ -29,9 +29,9 @@ func TestE2EResultCodesOverTheWire(t *testing.T) {
 		"/pproxy/" + e2eInstance: pproxyNodeJSON(r.kafka.Addrs(), []string{"orders", "clicks", "ghost", "delayed", "other", "inner_0"}, true),
 		// from_chronos re-deliveries are rate-limited under <prefix>0.
 		"/topic/inner_0": topicJSON("inner_0", []string{e2eInstance}, 100000),
-		"/topic/ghost":           topicJSON("ghost", []string{e2eInstance}, 100000), // bound, not on the broker
-		"/topic/delayed":         delayedJSON,
-		"/topic/other":           []byte(other), // cluster without producer
+		"/topic/ghost":   topicJSON("ghost", []string{e2eInstance}, 100000), // bound, not on the broker
+		"/topic/delayed": delayedJSON,
+		"/topic/other":   []byte(other), // cluster without producer
 	})
 	r.start()
 	c := dial(t, r.addr, false)

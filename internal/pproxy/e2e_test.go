@@ -418,4 +418,3 @@ func TestE2EGracefulShutdown(t *testing.T) {
 	}
 	t.Logf("%d acknowledged, %d stored", len(ok), len(stored))
 }
-

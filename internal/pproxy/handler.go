@@ -26,12 +26,12 @@ import (
 
 // Magic names of the wire contract (§8.1).
 const (
-	heartbeatTopic  = "carrera_heartbeat"
-	fromChronosKey  = "from_chronos"
-	retryTimeout    = 30 * time.Millisecond // the proxy-side retry's timer (§1.7)
-	asyncBound      = 10 * time.Second      // sendAsync's bound (defect #15)
-	asyncTimeoutMs  = 10000                 // sendAsync's timeout for the limiter retry rule
-	batchTimeout    = 5 * time.Second       // backend timeout of a sendBatchSync
+	heartbeatTopic = "carrera_heartbeat"
+	fromChronosKey = "from_chronos"
+	retryTimeout   = 30 * time.Millisecond // the proxy-side retry's timer (§1.7)
+	asyncBound     = 10 * time.Second      // sendAsync's bound (defect #15)
+	asyncTimeoutMs = 10000                 // sendAsync's timeout for the limiter retry rule
+	batchTimeout   = 5 * time.Second       // backend timeout of a sendBatchSync
 )
 
 // ProducerSet gives the current producer of a broker cluster (nil if none).

@@ -39,7 +39,7 @@ func pproxyNode(t *testing.T, topics []string, limiter bool, nodeTps int, delay 
 			"thriftServer": map[string]any{"selectorThreads": 1, "acceptQueueSizePerThread": 1,
 				"maxReadBufferBytes": 5000000, "backlog": 50, "timeoutCheckerThreads": 1},
 			"kafkaConfigurationMap": map[string]any{
-				"K_a":    kafkaConf(), "K_b": kafkaConf(), "K_none": kafkaConf(),
+				"K_a": kafkaConf(), "K_b": kafkaConf(), "K_none": kafkaConf(),
 			},
 		},
 	}
@@ -86,10 +86,10 @@ type fixture struct {
 }
 
 type fixtureOpts struct {
-	limiter bool
-	nodeTps int
+	limiter  bool
+	nodeTps  int
 	topicTps float64
-	delay   bool
+	delay    bool
 }
 
 func newFixture(t *testing.T, o fixtureOpts) *fixture {
@@ -110,15 +110,15 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 		b.Close(ctx)
 	})
 	topics := map[string]*config.TopicConfig{
-		"t":        topicConf(t, "t", []string{"K_a"}, o.topicTps, nil),
-		"delayed":  topicConf(t, "delayed", []string{"K_a"}, o.topicTps, map[string]any{"delayTopic": true}),
-		"ordered":  topicConf(t, "ordered", []string{"K_a"}, o.topicTps, map[string]any{"strongOrder": true}),
+		"t":         topicConf(t, "t", []string{"K_a"}, o.topicTps, nil),
+		"delayed":   topicConf(t, "delayed", []string{"K_a"}, o.topicTps, map[string]any{"delayTopic": true}),
+		"ordered":   topicConf(t, "ordered", []string{"K_a"}, o.topicTps, map[string]any{"strongOrder": true}),
 		"nocluster": topicConf(t, "nocluster", []string{"K_none"}, o.topicTps, nil),
-		"missing":  topicConf(t, "missing", []string{"K_a"}, o.topicTps, nil),
-		"two":      topicConf(t, "two", []string{"K_b", "K_a"}, o.topicTps, nil),
-		"inner_0":  topicConf(t, "inner_0", []string{"K_a"}, o.topicTps, nil),
-		"inner_1":  topicConf(t, "inner_1", []string{"K_a"}, o.topicTps, nil),
-		"unbound":  topicConf(t, "unbound", []string{"K_a"}, 1, nil),
+		"missing":   topicConf(t, "missing", []string{"K_a"}, o.topicTps, nil),
+		"two":       topicConf(t, "two", []string{"K_b", "K_a"}, o.topicTps, nil),
+		"inner_0":   topicConf(t, "inner_0", []string{"K_a"}, o.topicTps, nil),
+		"inner_1":   topicConf(t, "inner_1", []string{"K_a"}, o.topicTps, nil),
+		"unbound":   topicConf(t, "unbound", []string{"K_a"}, 1, nil),
 	}
 	topics["unbound"].TopicUnits[0].Proxies = map[string][]string{"P_test": {"10.9.9.9:9613"}}
 	names := []string{"t", "delayed", "ordered", "nocluster", "missing", "two", "inner_0", "inner_1", "unbound"}
@@ -427,10 +427,10 @@ func TestSendBatchSync(t *testing.T) {
 		bad  *producer.Message
 		want Code
 	}{
-		"one illegal":    {msg("t", ""), FailIllegalMsg},
-		"one unknown":    {msg("nope", "x"), FailTopicNotAllowed},
-		"delay topic":    {msg("delayed", "x"), FailTopicIsDelay},
-		"no producer":    {msg("nocluster", "x"), FailNoProducerForCluster},
+		"one illegal": {msg("t", ""), FailIllegalMsg},
+		"one unknown": {msg("nope", "x"), FailTopicNotAllowed},
+		"delay topic": {msg("delayed", "x"), FailTopicIsDelay},
+		"no producer": {msg("nocluster", "x"), FailNoProducerForCluster},
 	} {
 		r, _ := f.h.SendBatchSync(ctx, []*producer.Message{msg("t", "ok"), c.bad})
 		if r.Code != int32(c.want) {

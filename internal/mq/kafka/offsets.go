@@ -178,17 +178,37 @@ func (r *OffsetReader) HighWatermarks(ctx context.Context, topic string) (map[in
 		if err != nil {
 			return nil, err
 		}
-		for attempt := 0; ; attempt++ {
-			out, retry, err := r.listNewest(topic, ps)
-			if err == nil || !retry || attempt > 0 {
-				return out, err
-			}
-			_ = r.client.RefreshMetadata(topic)
-		}
+		return r.listWithRetry(topic, ps, sarama.OffsetNewest)
 	})
 }
 
-func (r *OffsetReader) listNewest(topic string, ps []int32) (out map[int32]int64, retry bool, err error) {
+// LowWatermarks returns the log start offset (oldest retained offset) of
+// every partition, like HighWatermarks (the low-level fetch corrects an
+// offset below the log start with it).
+func (r *OffsetReader) LowWatermarks(ctx context.Context, topic string) (map[int32]int64, error) {
+	return call(r, ctx, func() (map[int32]int64, error) {
+		ps, err := r.partitions(topic)
+		if err != nil {
+			return nil, err
+		}
+		return r.listWithRetry(topic, ps, sarama.OffsetOldest)
+	})
+}
+
+// listWithRetry lists offsets at time at (sarama.OffsetNewest or
+// OffsetOldest), refreshing the metadata and retrying once after a
+// leadership error.
+func (r *OffsetReader) listWithRetry(topic string, ps []int32, at int64) (map[int32]int64, error) {
+	for attempt := 0; ; attempt++ {
+		out, retry, err := r.listOffsets(topic, ps, at)
+		if err == nil || !retry || attempt > 0 {
+			return out, err
+		}
+		_ = r.client.RefreshMetadata(topic)
+	}
+}
+
+func (r *OffsetReader) listOffsets(topic string, ps []int32, at int64) (out map[int32]int64, retry bool, err error) {
 	byLeader := make(map[*sarama.Broker][]int32)
 	for _, p := range ps {
 		b, err := r.client.Leader(topic, p)
@@ -207,7 +227,7 @@ func (r *OffsetReader) listNewest(topic string, ps []int32) (out map[int32]int64
 		go func() {
 			req := sarama.NewOffsetRequest(r.cfg.Version)
 			for _, p := range bps {
-				req.AddBlock(topic, p, sarama.OffsetNewest, 1)
+				req.AddBlock(topic, p, at, 1)
 			}
 			resp, err := b.GetAvailableOffsets(req)
 			if err != nil {
@@ -247,7 +267,11 @@ func (r *OffsetReader) listNewest(topic string, ps []int32) (out map[int32]int64
 		}
 	}
 	if len(errs) > 0 {
-		return nil, retry, fmt.Errorf("kafka: high watermarks of %q: %w", topic, errs[0])
+		what := "high"
+		if at == sarama.OffsetOldest {
+			what = "low"
+		}
+		return nil, retry, fmt.Errorf("kafka: %s watermarks of %q: %w", what, topic, errs[0])
 	}
 	return out, false, nil
 }

@@ -72,6 +72,9 @@ func TestOffsetReaderOffsets(t *testing.T) {
 	if _, err := r.HighWatermarks(ctx, "missing"); !errors.Is(err, mq.ErrTopicNotExist) {
 		t.Errorf("HighWatermarks of a missing topic: %v, want ErrTopicNotExist", err)
 	}
+	if lw, err := r.LowWatermarks(ctx, "r"); err != nil || !maps.Equal(lw, map[int32]int64{0: 0, 1: 0, 2: 0}) {
+		t.Errorf("LowWatermarks %v, %v; want all 0", lw, err)
+	}
 
 	// kfake answers GROUP_ID_NOT_FOUND for a group it never saw.
 	got, err := r.Committed(ctx, "never-seen", "r")

@@ -87,7 +87,7 @@ func (tr *alTracker) ackedCount() int {
 // offsets reach the high watermarks.
 func TestAtLeastOnceWithKill(t *testing.T) {
 	const group, topic, n = "cg_alo", "alo", 400
-	bin := buildCProxy(t)
+	bin := testenv.BuildCmd(t, "cproxy")
 	z := testenv.StartZooKeeper(t)
 	k := startKafka(t)
 	k.CreateTopic(topic, 4)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -155,36 +154,6 @@ func startInProc(t *testing.T, z *testenv.ZooKeeper, port int) (addr string, sto
 	return addr, stop
 }
 
-// freePort returns a free port below the usual ephemeral range (32768+), so
-// that no process binding port 0 (kfake, ZooKeeper clients, other tests)
-// can take it between this check and the child's listen, nor while the
-// child is down between a kill and its restart.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 200 {
-		port := 20000 + mrand.IntN(12000)
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		return port
-	}
-	t.Fatal("no free port in 20000-31999")
-	return 0
-}
-
-// buildCProxy compiles cmd/cproxy into a temp dir.
-func buildCProxy(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "cproxy")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/ddmq-go/carrera/cmd/cproxy")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build cproxy: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // child is a cproxy daemon run as a child process (default group timings).
 type child struct {
 	t         *testing.T
@@ -198,7 +167,7 @@ type child struct {
 
 func newChild(t *testing.T, bin string, z *testenv.ZooKeeper) *child {
 	t.Helper()
-	c := &child{t: t, bin: bin, port: freePort(t), adminPort: freePort(t)}
+	c := &child{t: t, bin: bin, port: testenv.FreePort(t), adminPort: testenv.FreePort(t)}
 	dir := t.TempDir()
 	c.conf, c.logPath = filepath.Join(dir, "cproxy.yaml"), filepath.Join(dir, "cproxy.log")
 	y := fmt.Sprintf("zookeeperAddr: %s\nhost: 127.0.0.1\nport: %d\nadminAddr: 127.0.0.1:%d\nconfigCacheDir: %s\nlogLevel: info\nzkStartTimeout: 2s\nshutdownTimeout: 5s\n",

@@ -3,7 +3,6 @@ package pproxy_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,35 +18,14 @@ import (
 	"github.com/ddmq-go/carrera/internal/testenv"
 )
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// buildPProxy compiles cmd/pproxy into a temp dir.
-func buildPProxy(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "pproxy")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/ddmq-go/carrera/cmd/pproxy")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build pproxy: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // TestKill9UnderLoad: kill -9 of a pproxy process under sendSync load; every
 // message answered OK must be in the broker.
 func TestKill9UnderLoad(t *testing.T) {
-	bin := buildPProxy(t)
+	bin := testenv.BuildCmd(t, "pproxy")
 	zkSrv := testenv.StartZooKeeper(t)
 	k := testenv.StartKafka(t)
 	k.CreateTopic("orders", 3)
-	port, adminPort := freePort(t), freePort(t)
+	port, adminPort := testenv.FreePort(t), testenv.FreePort(t)
 	instance := "127.0.0.1:" + strconv.Itoa(port)
 	node := pproxyNodeJSON(k.Addrs(), []string{"orders"}, false)
 	topic := topicJSON("orders", []string{instance}, 100000)

@@ -78,7 +78,9 @@ func TestPullGroupIdleStopAndRestart(t *testing.T) {
 		t.Fatalf("pull-only group joined before its first pull (%d members)", n)
 	}
 	bs, ml := int32(8), int32(50)
-	pull := func() { _, _ = c.Pull(context.Background(), &consumer.PullRequest{GroupId: "cg_idle", MaxBatchSize: &bs, MaxLingerTime: &ml}) }
+	pull := func() {
+		_, _ = c.Pull(context.Background(), &consumer.PullRequest{GroupId: "cg_idle", MaxBatchSize: &bs, MaxLingerTime: &ml})
+	}
 	pull()
 	await("the group to join on the first pull", func() bool { _, n := groupMembers(t, k, "cg_idle"); return n == 1 })
 	// Messages flow and are acknowledged.

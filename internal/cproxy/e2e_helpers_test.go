@@ -191,6 +191,7 @@ func (c *child) start() {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(c.bin, "-conf", c.conf)
+	testenv.KillWithParent(cmd)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()

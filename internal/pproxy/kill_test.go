@@ -39,6 +39,7 @@ func TestKill9UnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "-conf", conf)
+	testenv.KillWithParent(cmd)
 	logf, _ := os.Create(filepath.Join(dir, "pproxy.log"))
 	defer logf.Close()
 	cmd.Stdout, cmd.Stderr = logf, logf

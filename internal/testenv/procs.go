@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 )
 
@@ -38,4 +39,14 @@ func BuildCmd(t testing.TB, name string) string {
 		t.Fatalf("testenv: go build %s: %v\n%s", name, err, out)
 	}
 	return bin
+}
+
+// KillWithParent makes the kernel SIGKILL cmd's process when the test
+// process dies (a test binary that panics on -timeout runs no cleanups), so
+// no server outlives its test. Call before cmd.Start.
+func KillWithParent(cmd *exec.Cmd) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 }

@@ -179,6 +179,7 @@ func (z *ZooKeeper) start() {
 	}
 	cmd := exec.Command("java", "-Xmx256m", "-cp", classpath, zkMainClass, z.cfgPath)
 	cmd.Dir = z.Dir
+	KillWithParent(cmd)
 	// An *os.File as stdout/stderr: the child writes directly, no copying
 	// goroutine in this process.
 	cmd.Stdout = logf

@@ -186,21 +186,8 @@ func groupName(c int) string { return fmt.Sprintf("bench-cproxy-%d", c) }
 const latencyGroup = "bench-cproxy-latency"
 
 func up(ctx context.Context, o *options, cl *bu.Cleanups, tmp string) (*stack, error) {
-	root, err := bu.ModuleRoot(ctx)
+	bin, cproxyBin, err := bu.BuildStack(ctx, tmp, "cproxy", o.cproxyBin)
 	if err != nil {
-		return nil, err
-	}
-	bin := filepath.Join(tmp, "bin")
-	pkgs := []string{"./cmd/kfakeserver"}
-	cproxyBin := o.cproxyBin
-	if cproxyBin == "" {
-		pkgs = append(pkgs, "./cmd/cproxy")
-		cproxyBin = filepath.Join(bin, "cproxy")
-	} else if cproxyBin, err = filepath.Abs(cproxyBin); err != nil {
-		return nil, err
-	}
-	logf("building %s into %s", strings.Join(pkgs, " "), bin)
-	if err := bu.BuildBinaries(ctx, root, bin, pkgs...); err != nil {
 		return nil, err
 	}
 	ports, err := bu.FreePorts(4)

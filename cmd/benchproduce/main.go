@@ -214,21 +214,8 @@ type stack struct {
 
 // up builds the binaries and starts ZooKeeper, kfakeserver and pproxy.
 func up(ctx context.Context, o *options, cl *bu.Cleanups, tmp string) (*stack, error) {
-	root, err := bu.ModuleRoot(ctx)
+	bin, pproxyBin, err := bu.BuildStack(ctx, tmp, "pproxy", o.pproxyBin)
 	if err != nil {
-		return nil, err
-	}
-	bin := filepath.Join(tmp, "bin")
-	pkgs := []string{"./cmd/kfakeserver"}
-	pproxyBin := o.pproxyBin
-	if pproxyBin == "" {
-		pkgs = append(pkgs, "./cmd/pproxy")
-		pproxyBin = filepath.Join(bin, "pproxy")
-	} else if pproxyBin, err = filepath.Abs(pproxyBin); err != nil {
-		return nil, err
-	}
-	logf("building %s into %s", strings.Join(pkgs, " "), bin)
-	if err := bu.BuildBinaries(ctx, root, bin, pkgs...); err != nil {
 		return nil, err
 	}
 	ports, err := bu.FreePorts(4)

@@ -586,3 +586,27 @@ func WaitHealthy(ctx context.Context, p *Proc, adminAddr string, timeout time.Du
 		return resp.StatusCode == http.StatusOK
 	})
 }
+
+// BuildStack builds kfakeserver and ./cmd/<proxy> into <tmp>/bin; a
+// non-empty override names a prebuilt proxy binary used instead. It returns
+// the binary directory and the proxy binary's path.
+func BuildStack(ctx context.Context, tmp, proxy, override string) (binDir, proxyBin string, err error) {
+	root, err := ModuleRoot(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	binDir = filepath.Join(tmp, "bin")
+	pkgs := []string{"./cmd/kfakeserver"}
+	proxyBin = override
+	if proxyBin == "" {
+		pkgs = append(pkgs, "./cmd/"+proxy)
+		proxyBin = filepath.Join(binDir, proxy)
+	} else if proxyBin, err = filepath.Abs(proxyBin); err != nil {
+		return "", "", err
+	}
+	Logf("building %s into %s", strings.Join(pkgs, " "), binDir)
+	if err := BuildBinaries(ctx, root, binDir, pkgs...); err != nil {
+		return "", "", err
+	}
+	return binDir, proxyBin, nil
+}

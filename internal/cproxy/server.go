@@ -4,12 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"strconv"
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 
 	"github.com/ddmq-go/carrera/gen-go/carrera/consumer"
@@ -53,8 +50,7 @@ func Run(ctx context.Context, o Options) error {
 	if idle <= 0 {
 		idle = DefaultIdleTimeout
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := daemon.NewRegistry()
 	instance := boot.InstanceName()
 	log = log.With(zap.String("instance", instance))
 
@@ -92,29 +88,19 @@ func Run(ctx context.Context, o Options) error {
 	handler := NewHandler(log.Named("handler"), mgr, stats).WithLowLevel(low)
 	reg.MustRegister(NewLagCollector(mgr.RunningGroupTopics, stats.ConsumeStats, 0))
 
-	listen := o.ListenAddr
-	if listen == "" {
-		listen = ":" + strconv.Itoa(boot.Port)
-	}
 	var maxRead int64
+	zkPort := 0
 	if ts := snap.Node.ThriftServer; ts != nil {
-		maxRead = ts.MaxReadBufferBytes
-		if ts.Port != 0 && ts.Port != boot.Port {
-			log.Warn("thriftServer.port in ZooKeeper differs from the bootstrap port; listening on the bootstrap port",
-				zap.Int("zkPort", ts.Port), zap.Int("port", boot.Port))
-		}
+		maxRead, zkPort = ts.MaxReadBufferBytes, ts.Port
 	}
+	listen := daemon.ListenAddr(o.ListenAddr, boot.Port, zkPort, log)
 	srv := thriftserver.New(thriftserver.Options{
 		Addr: listen, MaxFrameBytes: int(boot.FrameLimit(maxRead)), DrainTimeout: boot.ShutdownTimeout,
 		Registerer: reg, Name: "cproxy",
 	}, consumer.NewConsumerServiceProcessor(handler), log.Named("thrift"))
 	admin := daemon.NewAdminServer(boot.AdminAddr, reg, log.Named("admin"))
-	if err := admin.Start(); err != nil {
-		return fmt.Errorf("cproxy: admin server: %w", err)
-	}
-	if err := srv.Start(); err != nil {
-		_ = admin.Shutdown(context.Background())
-		return fmt.Errorf("cproxy: thrift server: %w", err)
+	if err := daemon.StartAll(admin, srv); err != nil {
+		return fmt.Errorf("cproxy: %w", err)
 	}
 	idleCtx, stopIdle := context.WithCancel(context.Background())
 	idleDone := make(chan struct{})
@@ -131,11 +117,7 @@ func Run(ctx context.Context, o Options) error {
 	if o.Ready != nil {
 		o.Ready(srv.Addr(), admin.Addr())
 	}
-	<-ctx.Done()
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), boot.ShutdownTimeout)
-	defer cancel()
-	return daemon.RunSteps(sctx, log,
+	return daemon.AwaitShutdown(ctx, boot.ShutdownTimeout, log,
 		daemon.Step{Name: "stop thrift server", Fn: func(ctx context.Context) error {
 			admin.SetShuttingDown()
 			return srv.Shutdown(ctx)

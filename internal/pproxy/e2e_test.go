@@ -400,7 +400,21 @@ func TestE2EGracefulShutdown(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(300 * time.Millisecond) // let load build up (not synchronisation)
+	// Stop once every connection has had calls answered OK, so the stop
+	// lands under load.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(ok)
+		mu.Unlock()
+		if n >= 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d sends acknowledged before the stop", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	r.stop()
 	close(stop)
 	wg.Wait()

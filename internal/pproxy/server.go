@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"net"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 
 	"github.com/ddmq-go/carrera/gen-go/carrera/producer"
@@ -43,8 +41,7 @@ func Run(ctx context.Context, o Options) error {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := daemon.NewRegistry()
 
 	instance := boot.InstanceName()
 	log = log.With(zap.String("instance", instance))
@@ -64,10 +61,6 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("pproxy: loading /pproxy/%s: %w", instance, err)
 	}
 	snap := source.Current()
-	if ts := snap.Node.CarreraConfiguration.ThriftServer; ts != nil && ts.Port != 0 && ts.Port != boot.Port {
-		log.Warn("thriftServer.port in ZooKeeper differs from the bootstrap port; listening on the bootstrap port",
-			zap.Int("zkPort", ts.Port), zap.Int("port", boot.Port))
-	}
 
 	registry := NewRegistry(log.Named("producers"))
 	if failed := registry.Apply(ctx, producerSpecs(snap, reg, log)); failed > 0 {
@@ -83,29 +76,22 @@ func Run(ctx context.Context, o Options) error {
 	})
 	defer unsubscribe()
 
-	listen := o.ListenAddr
-	if listen == "" {
-		listen = ":" + strconv.Itoa(boot.Port)
-	}
 	var maxRead int64
 	var idle time.Duration
+	zkPort := 0
 	if ts := snap.Node.CarreraConfiguration.ThriftServer; ts != nil {
-		maxRead = ts.MaxReadBufferBytes
+		maxRead, zkPort = ts.MaxReadBufferBytes, ts.Port
 		idle = time.Duration(ts.ClientTimeout) * time.Millisecond
 	}
+	listen := daemon.ListenAddr(o.ListenAddr, boot.Port, zkPort, log)
 	srv := thriftserver.New(thriftserver.Options{
 		Addr: listen, MaxFrameBytes: int(boot.FrameLimit(maxRead)), IdleTimeout: idle,
 		DrainTimeout: boot.ShutdownTimeout, Registerer: reg, Name: "pproxy",
 	}, producer.NewProducerServiceProcessor(handler), log.Named("thrift"))
 	admin := daemon.NewAdminServer(boot.AdminAddr, reg, log.Named("admin"))
-	if err := admin.Start(); err != nil {
+	if err := daemon.StartAll(admin, srv); err != nil {
 		registry.Close(context.Background())
-		return fmt.Errorf("pproxy: admin server: %w", err)
-	}
-	if err := srv.Start(); err != nil {
-		_ = admin.Shutdown(context.Background())
-		registry.Close(context.Background())
-		return fmt.Errorf("pproxy: thrift server: %w", err)
+		return fmt.Errorf("pproxy: %w", err)
 	}
 	rctx, stopRetry := context.WithCancel(context.Background())
 	retryDone := make(chan struct{})
@@ -116,12 +102,7 @@ func Run(ctx context.Context, o Options) error {
 	if o.Ready != nil {
 		o.Ready(srv.Addr(), admin.Addr())
 	}
-	<-ctx.Done()
-	log.Info("shutting down")
-
-	sctx, cancel := context.WithTimeout(context.Background(), boot.ShutdownTimeout)
-	defer cancel()
-	return daemon.RunSteps(sctx, log,
+	return daemon.AwaitShutdown(ctx, boot.ShutdownTimeout, log,
 		daemon.Step{Name: "lame duck and drain in-flight calls", Fn: func(ctx context.Context) error {
 			admin.SetShuttingDown()
 			return handler.Drain(ctx)

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -131,18 +129,9 @@ func (s *CProxySource) Start(ctx context.Context) (err error) {
 			_ = s.w.Close()
 		}
 	}()
-	if err := s.w.Start(ctx); err != nil {
-		return err
-	}
-	ev, err := s.w.Read(s.nodePath)
+	ev, err := startOwnNode(ctx, s.w, s.log, "cproxy", s.nodePath)
 	if err != nil {
-		return fmt.Errorf("zkconf: cannot read the cproxy node: %w", err)
-	}
-	if !ev.Exists {
-		return fmt.Errorf("zkconf: cproxy node %s%s does not exist", s.w.Chroot(), s.nodePath)
-	}
-	if ev.FromCache {
-		s.log.Warn("starting from cached config", zap.String("path", ev.Path), zap.Int32("version", ev.Version))
+		return err
 	}
 	node, err := config.ParseCProxyConfig(ev.Data)
 	if err != nil {
@@ -340,10 +329,7 @@ func (s *CProxySource) swap(snap *config.CProxySnapshot, ev Event) {
 }
 
 func (s *CProxySource) fail(reason string, ev Event, err error) {
-	s.metrics.failures.WithLabelValues(reason).Inc()
-	s.log.Warn("invalid configuration ignored; keeping the previous snapshot",
-		zap.String("reason", reason), zap.String("path", ev.Path),
-		zap.Int32("version", ev.Version), zap.Bool("fromCache", ev.FromCache), zap.Error(err))
+	reportInvalid(s.metrics, s.log, reason, ev, err)
 }
 
 // checkNode logs non-fatal remarks about a valid node.
@@ -372,48 +358,5 @@ func (s *CProxySource) checkSnapshot(snap *config.CProxySnapshot) {
 	for _, k := range snap.Unconfigured {
 		s.log.Warn("unit bound to this cproxy but its broker cluster has no rocketmqConfigs/kafkaConfigs entry; not served",
 			zap.String("unit", k.String()))
-	}
-}
-
-// subscribers is a registry of snapshot subscribers called in registration
-// order.
-type subscribers[T any] struct {
-	mu     sync.Mutex
-	fns    map[int]func(old, new *T)
-	nextID int
-}
-
-func (r *subscribers[T]) add(fn func(old, new *T)) (remove func()) {
-	r.mu.Lock()
-	if r.fns == nil {
-		r.fns = map[int]func(old, new *T){}
-	}
-	id := r.nextID
-	r.nextID++
-	r.fns[id] = fn
-	r.mu.Unlock()
-	return func() {
-		r.mu.Lock()
-		delete(r.fns, id)
-		r.mu.Unlock()
-	}
-}
-
-// notify calls every subscriber (outside the lock, so a subscriber may
-// subscribe or unsubscribe).
-func (r *subscribers[T]) notify(old, new *T) {
-	r.mu.Lock()
-	ids := make([]int, 0, len(r.fns))
-	for id := range r.fns {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	fns := make([]func(old, new *T), 0, len(ids))
-	for _, id := range ids {
-		fns = append(fns, r.fns[id])
-	}
-	r.mu.Unlock()
-	for _, fn := range fns {
-		fn(old, new)
 	}
 }

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,9 +63,7 @@ type PProxySource struct {
 
 	cur atomic.Pointer[config.PProxySnapshot]
 
-	subMu  sync.Mutex
-	subs   map[int]func(old, new *config.PProxySnapshot)
-	nextID int
+	subs subscribers[config.PProxySnapshot]
 
 	started atomic.Bool
 
@@ -101,7 +97,6 @@ func NewPProxySource(cfg PProxySourceConfig) (*PProxySource, error) {
 		static:   cfg.Static,
 		log:      cfg.Logger,
 		metrics:  metrics,
-		subs:     map[int]func(old, new *config.PProxySnapshot){},
 		topics:   map[string]*config.TopicConfig{},
 		watched:  map[string]bool{},
 	}
@@ -127,18 +122,9 @@ func (s *PProxySource) Start(ctx context.Context) (err error) {
 			_ = s.w.Close()
 		}
 	}()
-	if err := s.w.Start(ctx); err != nil {
-		return err
-	}
-	ev, err := s.w.Read(s.nodePath)
+	ev, err := startOwnNode(ctx, s.w, s.log, "pproxy", s.nodePath)
 	if err != nil {
-		return fmt.Errorf("zkconf: cannot read the pproxy node: %w", err)
-	}
-	if !ev.Exists {
-		return fmt.Errorf("zkconf: pproxy node %s%s does not exist", s.w.Chroot(), s.nodePath)
-	}
-	if ev.FromCache {
-		s.log.Warn("starting from cached config", zap.String("path", ev.Path), zap.Int32("version", ev.Version))
+		return err
 	}
 	node, err := config.ParsePProxyConfig(ev.Data)
 	if err != nil {
@@ -187,16 +173,7 @@ func (s *PProxySource) Connected() bool { return s.w.Connected() }
 // goroutine; fn must not block for long and must not call Close. The
 // returned function unsubscribes.
 func (s *PProxySource) Subscribe(fn func(old, new *config.PProxySnapshot)) (unsubscribe func()) {
-	s.subMu.Lock()
-	id := s.nextID
-	s.nextID++
-	s.subs[id] = fn
-	s.subMu.Unlock()
-	return func() {
-		s.subMu.Lock()
-		delete(s.subs, id)
-		s.subMu.Unlock()
-	}
+	return s.subs.add(fn)
 }
 
 // Close stops watching and closes the ZooKeeper connection, waiting for
@@ -329,27 +306,11 @@ func (s *PProxySource) swap(snap *config.PProxySnapshot, ev Event) {
 	s.log.Info("pproxy configuration reloaded", zap.String("path", ev.Path),
 		zap.Int32("version", ev.Version), zap.Bool("fromCache", ev.FromCache),
 		zap.Int("servedTopics", len(snap.Topics)))
-	s.subMu.Lock()
-	ids := make([]int, 0, len(s.subs))
-	for id := range s.subs {
-		ids = append(ids, id)
-	}
-	fns := make([]func(old, new *config.PProxySnapshot), 0, len(ids))
-	slices.Sort(ids) // registration order
-	for _, id := range ids {
-		fns = append(fns, s.subs[id])
-	}
-	s.subMu.Unlock()
-	for _, fn := range fns {
-		fn(old, snap)
-	}
+	s.subs.notify(old, snap)
 }
 
 func (s *PProxySource) fail(reason string, ev Event, err error) {
-	s.metrics.failures.WithLabelValues(reason).Inc()
-	s.log.Warn("invalid configuration ignored; keeping the previous snapshot",
-		zap.String("reason", reason), zap.String("path", ev.Path),
-		zap.Int32("version", ev.Version), zap.Bool("fromCache", ev.FromCache), zap.Error(err))
+	reportInvalid(s.metrics, s.log, reason, ev, err)
 }
 
 // checkNode logs non-fatal remarks about a valid node.

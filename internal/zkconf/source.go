@@ -1,0 +1,81 @@
+package zkconf
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	"go.uber.org/zap"
+)
+
+// startOwnNode starts w and reads a proxy's own node (kind "pproxy" or
+// "cproxy") — from ZooKeeper, or from the disk cache when ZooKeeper is
+// unreachable. The node must exist.
+func startOwnNode(ctx context.Context, w *Watcher, log *zap.Logger, kind, path string) (Event, error) {
+	if err := w.Start(ctx); err != nil {
+		return Event{}, err
+	}
+	ev, err := w.Read(path)
+	if err != nil {
+		return Event{}, fmt.Errorf("zkconf: cannot read the %s node: %w", kind, err)
+	}
+	if !ev.Exists {
+		return Event{}, fmt.Errorf("zkconf: %s node %s%s does not exist", kind, w.Chroot(), path)
+	}
+	if ev.FromCache {
+		log.Warn("starting from cached config", zap.String("path", ev.Path), zap.Int32("version", ev.Version))
+	}
+	return ev, nil
+}
+
+// reportInvalid counts and logs a configuration change that was rejected.
+func reportInvalid(m *sourceMetrics, log *zap.Logger, reason string, ev Event, err error) {
+	m.failures.WithLabelValues(reason).Inc()
+	log.Warn("invalid configuration ignored; keeping the previous snapshot",
+		zap.String("reason", reason), zap.String("path", ev.Path),
+		zap.Int32("version", ev.Version), zap.Bool("fromCache", ev.FromCache), zap.Error(err))
+}
+
+// subscribers is a registry of snapshot subscribers called in registration
+// order.
+type subscribers[T any] struct {
+	mu     sync.Mutex
+	fns    map[int]func(old, new *T)
+	nextID int
+}
+
+func (r *subscribers[T]) add(fn func(old, new *T)) (remove func()) {
+	r.mu.Lock()
+	if r.fns == nil {
+		r.fns = map[int]func(old, new *T){}
+	}
+	id := r.nextID
+	r.nextID++
+	r.fns[id] = fn
+	r.mu.Unlock()
+	return func() {
+		r.mu.Lock()
+		delete(r.fns, id)
+		r.mu.Unlock()
+	}
+}
+
+// notify calls every subscriber (outside the lock, so a subscriber may
+// subscribe or unsubscribe).
+func (r *subscribers[T]) notify(old, new *T) {
+	r.mu.Lock()
+	ids := make([]int, 0, len(r.fns))
+	for id := range r.fns {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	fns := make([]func(old, new *T), 0, len(ids))
+	for _, id := range ids {
+		fns = append(fns, r.fns[id])
+	}
+	r.mu.Unlock()
+	for _, fn := range fns {
+		fn(old, new)
+	}
+}

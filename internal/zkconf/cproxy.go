@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -60,17 +59,11 @@ type CProxySourceConfig struct {
 // removed; a removed or deleted group disappears from the snapshot. A
 // deleted /cproxy node calls OnNodeDeleted and keeps the snapshot.
 type CProxySource struct {
+	sourceBase[config.CProxySnapshot]
+
 	instance      string
 	nodePath      string
-	log           *zap.Logger
-	w             *Watcher
-	metrics       *sourceMetrics
 	onNodeDeleted func()
-
-	cur  atomic.Pointer[config.CProxySnapshot]
-	subs subscribers[config.CProxySnapshot]
-
-	started atomic.Bool
 
 	// Owned by Start, then by the watcher loop (the Handler).
 	node    *config.CProxyConfig
@@ -100,8 +93,7 @@ func NewCProxySource(cfg CProxySourceConfig) (*CProxySource, error) {
 	s := &CProxySource{
 		instance:      cfg.Instance,
 		nodePath:      CProxyPathPrefix + cfg.Instance,
-		log:           cfg.Logger,
-		metrics:       metrics,
+		sourceBase:    sourceBase[config.CProxySnapshot]{log: cfg.Logger, metrics: metrics},
 		onNodeDeleted: cfg.OnNodeDeleted,
 		groups:        map[string]*config.GroupConfig{},
 		watched:       map[string]bool{},
@@ -166,29 +158,6 @@ func (s *CProxySource) Start(ctx context.Context) (err error) {
 		s.watchGroup(name)
 	}
 	return nil
-}
-
-// Current returns the snapshot in force; nil before a successful Start.
-// Safe for concurrent use; the snapshot must not be modified.
-func (s *CProxySource) Current() *config.CProxySnapshot {
-	return s.cur.Load()
-}
-
-// Connected reports whether the source has a ZooKeeper session.
-func (s *CProxySource) Connected() bool { return s.w.Connected() }
-
-// Subscribe registers fn to be called after every snapshot swap with the
-// previous and the new snapshot. Calls are serial, on the watcher
-// goroutine, in registration order; fn must not block for long and must
-// not call Close. The returned function unsubscribes.
-func (s *CProxySource) Subscribe(fn func(old, new *config.CProxySnapshot)) (unsubscribe func()) {
-	return s.subs.add(fn)
-}
-
-// Close stops watching and closes the ZooKeeper connection, waiting for
-// the watcher goroutines. Idempotent. The last snapshot stays readable.
-func (s *CProxySource) Close() error {
-	return s.w.Close()
 }
 
 // onEvent is the watcher Handler.
@@ -319,17 +288,11 @@ func (s *CProxySource) watchGroup(name string) {
 
 // swap installs a new snapshot and notifies the subscribers.
 func (s *CProxySource) swap(snap *config.CProxySnapshot, ev Event) {
-	old := s.cur.Swap(snap)
-	s.metrics.reloads.Inc()
 	s.log.Info("cproxy configuration reloaded", zap.String("path", ev.Path),
 		zap.Int32("version", ev.Version), zap.Bool("fromCache", ev.FromCache),
 		zap.Int("servedUnits", len(snap.Units)), zap.Int("loadedGroups", len(snap.Groups)))
 	s.checkSnapshot(snap)
-	s.subs.notify(old, snap)
-}
-
-func (s *CProxySource) fail(reason string, ev Event, err error) {
-	reportInvalid(s.metrics, s.log, reason, ev, err)
+	s.swapIn(snap)
 }
 
 // checkNode logs non-fatal remarks about a valid node.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -54,18 +53,11 @@ type PProxySourceConfig struct {
 // and the previous snapshot stays; a deleted node is only logged. When the
 // white list changes, topic watches are added and removed.
 type PProxySource struct {
+	sourceBase[config.PProxySnapshot]
+
 	instance string
 	nodePath string
 	static   []*config.TopicConfig
-	log      *zap.Logger
-	w        *Watcher
-	metrics  *sourceMetrics
-
-	cur atomic.Pointer[config.PProxySnapshot]
-
-	subs subscribers[config.PProxySnapshot]
-
-	started atomic.Bool
 
 	// Owned by Start, then by the watcher loop (the Handler).
 	node    *config.PProxyConfig
@@ -92,13 +84,12 @@ func NewPProxySource(cfg PProxySourceConfig) (*PProxySource, error) {
 		return nil, err
 	}
 	s := &PProxySource{
-		instance: cfg.Instance,
-		nodePath: PProxyPathPrefix + cfg.Instance,
-		static:   cfg.Static,
-		log:      cfg.Logger,
-		metrics:  metrics,
-		topics:   map[string]*config.TopicConfig{},
-		watched:  map[string]bool{},
+		instance:   cfg.Instance,
+		nodePath:   PProxyPathPrefix + cfg.Instance,
+		static:     cfg.Static,
+		sourceBase: sourceBase[config.PProxySnapshot]{log: cfg.Logger, metrics: metrics},
+		topics:     map[string]*config.TopicConfig{},
+		watched:    map[string]bool{},
 	}
 	s.w, err = NewWatcher(cfg.Watcher, s.onEvent)
 	if err != nil {
@@ -157,29 +148,6 @@ func (s *PProxySource) Start(ctx context.Context) (err error) {
 		s.watchTopic(name)
 	}
 	return nil
-}
-
-// Current returns the snapshot in force; nil before a successful Start.
-// Safe for concurrent use; the snapshot must not be modified.
-func (s *PProxySource) Current() *config.PProxySnapshot {
-	return s.cur.Load()
-}
-
-// Connected reports whether the source has a ZooKeeper session.
-func (s *PProxySource) Connected() bool { return s.w.Connected() }
-
-// Subscribe registers fn to be called after every snapshot swap with the
-// previous and the new snapshot. Calls are serial, on the watcher
-// goroutine; fn must not block for long and must not call Close. The
-// returned function unsubscribes.
-func (s *PProxySource) Subscribe(fn func(old, new *config.PProxySnapshot)) (unsubscribe func()) {
-	return s.subs.add(fn)
-}
-
-// Close stops watching and closes the ZooKeeper connection, waiting for
-// the watcher goroutines. Idempotent. The last snapshot stays readable.
-func (s *PProxySource) Close() error {
-	return s.w.Close()
 }
 
 // onEvent is the watcher Handler.
@@ -301,16 +269,10 @@ func (s *PProxySource) watchTopic(name string) {
 
 // swap installs a new snapshot and notifies the subscribers.
 func (s *PProxySource) swap(snap *config.PProxySnapshot, ev Event) {
-	old := s.cur.Swap(snap)
-	s.metrics.reloads.Inc()
 	s.log.Info("pproxy configuration reloaded", zap.String("path", ev.Path),
 		zap.Int32("version", ev.Version), zap.Bool("fromCache", ev.FromCache),
 		zap.Int("servedTopics", len(snap.Topics)))
-	s.subs.notify(old, snap)
-}
-
-func (s *PProxySource) fail(reason string, ev Event, err error) {
-	reportInvalid(s.metrics, s.log, reason, ev, err)
+	s.swapIn(snap)
 }
 
 // checkNode logs non-fatal remarks about a valid node.

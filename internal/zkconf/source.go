@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 )
@@ -29,10 +30,46 @@ func startOwnNode(ctx context.Context, w *Watcher, log *zap.Logger, kind, path s
 	return ev, nil
 }
 
-// reportInvalid counts and logs a configuration change that was rejected.
-func reportInvalid(m *sourceMetrics, log *zap.Logger, reason string, ev Event, err error) {
-	m.failures.WithLabelValues(reason).Inc()
-	log.Warn("invalid configuration ignored; keeping the previous snapshot",
+// sourceBase is what PProxySource and CProxySource share: the watcher, the
+// snapshot in force, its subscribers and the reload metrics. S is the
+// snapshot type.
+type sourceBase[S any] struct {
+	log     *zap.Logger
+	w       *Watcher
+	metrics *sourceMetrics
+	cur     atomic.Pointer[S]
+	subs    subscribers[S]
+	started atomic.Bool
+}
+
+// Current returns the snapshot in force; nil before a successful Start.
+// Safe for concurrent use; the snapshot must not be modified.
+func (b *sourceBase[S]) Current() *S { return b.cur.Load() }
+
+// Connected reports whether the source has a ZooKeeper session.
+func (b *sourceBase[S]) Connected() bool { return b.w.Connected() }
+
+// Subscribe registers fn to be called after every snapshot swap with the
+// previous and the new snapshot. Calls are serial, on the watcher
+// goroutine, in registration order; fn must not block for long and must
+// not call Close. The returned function unsubscribes.
+func (b *sourceBase[S]) Subscribe(fn func(old, new *S)) (unsubscribe func()) { return b.subs.add(fn) }
+
+// Close stops watching and closes the ZooKeeper connection, waiting for
+// the watcher goroutines. Idempotent. The last snapshot stays readable.
+func (b *sourceBase[S]) Close() error { return b.w.Close() }
+
+// swapIn installs snap, counts the reload and notifies the subscribers.
+func (b *sourceBase[S]) swapIn(snap *S) {
+	old := b.cur.Swap(snap)
+	b.metrics.reloads.Inc()
+	b.subs.notify(old, snap)
+}
+
+// fail counts and logs a configuration change that was rejected.
+func (b *sourceBase[S]) fail(reason string, ev Event, err error) {
+	b.metrics.failures.WithLabelValues(reason).Inc()
+	b.log.Warn("invalid configuration ignored; keeping the previous snapshot",
 		zap.String("reason", reason), zap.String("path", ev.Path),
 		zap.Int32("version", ev.Version), zap.Bool("fromCache", ev.FromCache), zap.Error(err))
 }

@@ -438,17 +438,29 @@ func cproxyConsume(ctx context.Context, conns []*cproxyConn, group string, batch
 	return res
 }
 
+// latencyResult is the outcome of one latencyRun.
+type latencyResult struct {
+	lat  []int64 // produce→pull latencies (ns) of messages sent inside the window
+	sent int64   // messages sent inside the window
+	errs int64   // produce errors
+	// delivered counts stamped messages pulled while the window was open,
+	// whenever they were sent: the pipeline's delivery rate is
+	// delivered / window.
+	delivered int64
+}
+
 // latencyRun produces stamped messages at rate msgs/s for warmup+dur and
-// pulls them from conns; it returns the produce→pull latencies (ns) of the
-// messages sent inside the measured window, and how many were sent there.
+// pulls them from conns.
 func latencyRun(ctx context.Context, brokers []string, topic string, conns []*cproxyConn, group string, batch int32,
-	rate float64, size int, warmup, dur time.Duration) (lat []int64, sent int64, errs int64, err error) {
+	rate float64, size int, warmup, dur time.Duration) (*latencyResult, error) {
 	cfg := producerConfig("benchconsume-latency")
 	cfg.Producer.Partitioner = sarama.NewRandomPartitioner
 	prod, err := sarama.NewAsyncProducer(brokers, cfg)
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, err
 	}
+	res := &latencyResult{}
+	var delivered atomic.Int64
 	start := time.Now().Add(warmup)
 	end := start.Add(dur)
 	var prodErrs atomic.Int64
@@ -478,6 +490,9 @@ func latencyRun(ctx context.Context, brokers []string, topic string, conns []*cp
 						return
 					}
 					now := time.Now()
+					if !now.Before(start) && now.Before(end) {
+						delivered.Add(1)
+					}
 					st := time.Unix(0, int64(binary.BigEndian.Uint64(m.Value[1:9])))
 					if !st.Before(start) && st.Before(end) {
 						mine = append(mine, int64(now.Sub(st)))
@@ -487,7 +502,7 @@ func latencyRun(ctx context.Context, brokers []string, topic string, conns []*cp
 				}
 			}
 			mu.Lock()
-			lat = append(lat, mine...)
+			res.lat = append(res.lat, mine...)
 			mu.Unlock()
 		})
 	}
@@ -505,7 +520,7 @@ func latencyRun(ctx context.Context, brokers []string, topic string, conns []*cp
 			ts := time.Now()
 			binary.BigEndian.PutUint64(body[1:9], uint64(ts.UnixNano()))
 			if !ts.Before(start) && ts.Before(end) {
-				sent++
+				res.sent++
 			}
 			prod.Input() <- &sarama.ProducerMessage{Topic: topic, Value: sarama.ByteEncoder(body)}
 		}
@@ -521,9 +536,42 @@ func latencyRun(ctx context.Context, brokers []string, topic string, conns []*cp
 	cancel()
 	wg.Wait()
 	if ctx.Err() != nil {
-		return nil, 0, 0, ctx.Err()
+		return nil, ctx.Err()
 	}
-	return lat, sent, prodErrs.Load(), nil
+	res.errs, res.delivered = prodErrs.Load(), delivered.Load()
+	return res, nil
+}
+
+// drainGroup pulls and acknowledges on every connection until each has seen
+// three empty pulls in a row, so a later run on the group starts without a
+// backlog.
+func drainGroup(ctx context.Context, conns []*cproxyConn, group string, batch int32) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(conns))
+	for i, c := range conns {
+		p := &puller{c: c, group: group, batch: batch}
+		wg.Go(func() {
+			defer p.flush(context.Background())
+			for empty := 0; empty < 3; {
+				if ctx.Err() != nil {
+					errs[i] = ctx.Err()
+					return
+				}
+				n, err := p.pull(ctx, func(*consumer.Message) {})
+				switch {
+				case err != nil:
+					errs[i] = err
+					return
+				case n == 0:
+					empty++
+				default:
+					empty = 0
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 func joinGroups(names []string) string { return strings.Join(names, ", ") }

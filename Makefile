@@ -16,7 +16,7 @@ CMDS := $(patsubst cmd/%/,%,$(wildcard cmd/*/))
 # Packages tested without the race detector (import paths or patterns), e.g.
 # the packages that start rocketmq-client-go consumers (known races inside the
 # client). Everything else runs with -race.
-NORACE_PKGS ?=
+NORACE_PKGS ?= ./internal/testbroker/rocketmq
 TEST_FLAGS ?= -shuffle=on -count=1 -timeout 20m
 FUZZTIME ?= 10s
 

@@ -63,15 +63,16 @@ vet:
 
 .PHONY: test
 test: deps check-generate vet
-	@norace=""; \
-	if [ -n "$(strip $(NORACE_PKGS))" ]; then norace=$$($(GO) list $(NORACE_PKGS)); fi; \
+	@norace=""; rc=0; \
+	if [ -n "$(strip $(NORACE_PKGS))" ]; then norace=$$($(GO) list $(NORACE_PKGS)) || exit 1; fi; \
 	race=$$($(GO) list ./... | grep -vxF -f <(printf '%s\n' $$norace)); \
 	echo "go test -race $(TEST_FLAGS) <$$(wc -w <<<"$$race") packages>"; \
-	$(GO) test -race $(TEST_FLAGS) $$race; \
+	$(GO) test -race $(TEST_FLAGS) $$race || rc=1; \
 	if [ -n "$$norace" ]; then \
 		echo "go test $(TEST_FLAGS) (no -race): $$norace"; \
-		$(GO) test $(TEST_FLAGS) $$norace; \
-	fi
+		$(GO) test $(TEST_FLAGS) $$norace || rc=1; \
+	fi; \
+	exit $$rc
 
 # Runs every Fuzz target for FUZZTIME (default 10s) each.
 .PHONY: fuzz-short

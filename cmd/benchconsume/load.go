@@ -295,7 +295,7 @@ func (p *puller) flush(ctx context.Context) {
 // offsets) and returns once a probe produced to every partition after the
 // start was pulled: then every partition is positioned and later messages
 // are delivered.
-func join(ctx context.Context, conns []*cproxyConn, group string, prod sarama.SyncProducer, topic string, partitions int) error {
+func join(ctx context.Context, conns []*cproxyConn, group string, probe func(i int) error, partitions int) error {
 	seen := make([]atomic.Bool, partitions)
 	allSeen := func() bool {
 		for i := range seen {
@@ -338,8 +338,7 @@ func join(ctx context.Context, conns []*cproxyConn, group string, prod sarama.Sy
 			if seen[i].Load() {
 				continue
 			}
-			if _, _, err := prod.SendMessage(&sarama.ProducerMessage{Topic: topic, Partition: int32(i),
-				Value: sarama.StringEncoder(string(rune(tagProbe)) + strconv.Itoa(i))}); err != nil {
+			if err := probe(i); err != nil {
 				return fmt.Errorf("probe: %w", err)
 			}
 		}
@@ -449,13 +448,11 @@ type latencyResult struct {
 	delivered int64
 }
 
-// latencyRun produces stamped messages at rate msgs/s for warmup+dur and
-// pulls them from conns.
-func latencyRun(ctx context.Context, brokers []string, topic string, conns []*cproxyConn, group string, batch int32,
+// latencyRun produces stamped messages at rate msgs/s for warmup+dur
+// through a sender of be and pulls them from conns.
+func latencyRun(ctx context.Context, be mqBackend, topic string, conns []*cproxyConn, group string, batch int32,
 	rate float64, size int, warmup, dur time.Duration) (*latencyResult, error) {
-	cfg := producerConfig("benchconsume-latency")
-	cfg.Producer.Partitioner = sarama.NewRandomPartitioner
-	prod, err := sarama.NewAsyncProducer(brokers, cfg)
+	prod, err := be.sender(topic)
 	if err != nil {
 		return nil, err
 	}
@@ -463,17 +460,6 @@ func latencyRun(ctx context.Context, brokers []string, topic string, conns []*cp
 	var delivered atomic.Int64
 	start := time.Now().Add(warmup)
 	end := start.Add(dur)
-	var prodErrs atomic.Int64
-	var drain sync.WaitGroup
-	drain.Go(func() {
-		for range prod.Successes() {
-		}
-	})
-	drain.Go(func() {
-		for range prod.Errors() {
-			prodErrs.Add(1)
-		}
-	})
 
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -522,12 +508,11 @@ func latencyRun(ctx context.Context, brokers []string, topic string, conns []*cp
 			if !ts.Before(start) && ts.Before(end) {
 				res.sent++
 			}
-			prod.Input() <- &sarama.ProducerMessage{Topic: topic, Value: sarama.ByteEncoder(body)}
+			prod.send(body)
 		}
 	}
 	tick.Stop()
-	_ = prod.Close()
-	drain.Wait()
+	prodErrs := prod.close()
 	// Let the last messages arrive.
 	select {
 	case <-time.After(2 * time.Second):
@@ -538,7 +523,7 @@ func latencyRun(ctx context.Context, brokers []string, topic string, conns []*cp
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	res.errs, res.delivered = prodErrs.Load(), delivered.Load()
+	res.errs, res.delivered = prodErrs, delivered.Load()
 	return res, nil
 }
 

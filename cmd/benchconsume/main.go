@@ -1,17 +1,24 @@
 // Command benchconsume measures the consumer proxy (cproxy) against direct
-// Kafka consumption, in one run, on a stack it starts itself: ZooKeeper
-// (Debian jar), kfakeserver (1 broker, topic "bench" with 16 partitions)
-// and cproxy (built from ./cmd/cproxy), each a child process on free ports
-// of 127.0.0.1 with its files in a temporary directory.
+// consumption, in one run, on a stack it starts itself: ZooKeeper (Debian
+// jar), the broker and cproxy (built from ./cmd/cproxy), each a child
+// process on free ports of 127.0.0.1 with its files in a temporary
+// directory. The broker is, with -backend kafka (default), kfakeserver (1
+// broker, topic "bench" with 16 partitions; direct client sarama) and, with
+// -backend rocketmq, the project's RocketMQ test broker (this program
+// re-executed in broker mode; one broker name, topic "bench" with 16
+// queues; direct client rocketmq-client-go's push consumer). See
+// backend.go and rocketmq.go.
 //
-// cproxy's Kafka group consumers start at the newest offset (its backend
-// sets no initial offset), so the cproxy groups are joined first: a probe
+// cproxy's group consumers start at the newest offset (Kafka: its backend
+// sets no initial offset; RocketMQ: CONSUME_FROM_LAST_OFFSET), so the cproxy
+// groups are joined first: a probe
 // is produced to every partition until each was pulled. Then the topic is
 // pre-filled with -prefill messages of -size bytes and, each phase until
 // the pre-filled count was consumed or -duration passed since its first
 // message:
 //
 //	direct   sarama ConsumerGroup from the oldest offset, MarkMessage per message, auto-commit
+//	         (RocketMQ: rocketmq-client-go push consumer from the first offset, success per batch)
 //	cproxy   pull (maxBatchSize -batch) with piggy-backed acks from C connections, C = 1, 16,
 //	         each C on its own group
 //
@@ -26,7 +33,7 @@
 //
 // Usage (from the repository root):
 //
-//	go run ./cmd/benchconsume [-duration 10s] [-prefill 1000000] [-json results.json]
+//	go run ./cmd/benchconsume [-backend kafka|rocketmq] [-duration 10s] [-prefill 1000000] [-json results.json]
 //	make bench-consume BENCH_ARGS='-duration 3s'
 package main
 
@@ -82,9 +89,15 @@ type options struct {
 	keep             bool
 	jsonPath         string
 	cproxyBin        string
+	backend          string
 }
 
-func main() { os.Exit(realMain()) }
+func main() {
+	if child, code := runBrokerChild(); child {
+		os.Exit(code)
+	}
+	os.Exit(realMain())
+}
 
 func realMain() int {
 	bu.SetProgram("benchconsume")
@@ -102,7 +115,12 @@ func realMain() int {
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (logs, configurations)")
 	flag.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
 	flag.StringVar(&o.cproxyBin, "cproxy-bin", "", "use this cproxy binary instead of building ./cmd/cproxy")
+	flag.StringVar(&o.backend, "backend", "kafka", "broker technology: kafka (kfakeserver, sarama) or rocketmq (test broker, rocketmq-client-go)")
 	flag.Parse()
+	if o.backend != "kafka" && o.backend != "rocketmq" {
+		fmt.Fprintln(os.Stderr, "benchconsume: -backend: want kafka or rocketmq")
+		return 2
+	}
 	for _, f := range strings.Split(*connsFlag, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n <= 0 {
@@ -156,28 +174,27 @@ func realMain() int {
 }
 
 type stack struct {
-	zk, kafka, cproxy *bu.Proc
-	brokers           []string
-	addr, adminAddr   string
+	zk, broker, cproxy *bu.Proc
+	be                 mqBackend
+	addr, adminAddr    string
 }
 
 const instanceCluster = "C_bench"
 
-func cproxyNode(instance string, port int, brokers []string, groups []string) []byte {
+func cproxyNode(be mqBackend, instance string, port int, groups []string) []byte {
+	key, entry := be.clusterConfig()
 	return bu.MustJSON(map[string]any{
-		"instance": instance, "proxyCluster": instanceCluster, "brokerClusters": []string{"K_bench"},
-		"kafkaConfigs": map[string]any{"K_bench": map[string]any{"clusterName": "K_bench", "zookeeperAddr": "127.0.0.1:1/kafka",
-			"autoCommitInterval": 1000, "rebalanceMaxRetries": 8, "partitionAssignmentStrategy": "range",
-			"extra": map[string]any{"bootstrap.servers": strings.Join(brokers, ",")}}},
+		"instance": instance, "proxyCluster": instanceCluster, "brokerClusters": []string{be.cluster()},
+		key: map[string]any{be.cluster(): entry},
 		"thriftServer": map[string]any{"port": port, "selectorThreads": 1, "workerThreads": 16,
 			"acceptQueueSizePerThread": 100, "maxReadBufferBytes": 5000000, "backlog": 50, "workerQueueSize": 100},
 		"groups": groups,
 	})
 }
 
-func groupNode(name, topic, instance string, batch int) []byte {
+func groupNode(cluster, name, topic, instance string, batch int) []byte {
 	return bu.MustJSON(map[string]any{"group": name, "asyncThreads": 4, "topics": []any{map[string]any{
-		"brokerCluster": "K_bench", "proxies": map[string][]string{instanceCluster: {instance}},
+		"brokerCluster": cluster, "proxies": map[string][]string{instanceCluster: {instance}},
 		"enabled": true, "topic": topic, "actions": []string{"Async", "PullServer"},
 		"maxTps": 1000000.0, "totalMaxTps": 1000000.0, "concurrency": groupConcurrency, "timeout": 10000,
 		"maxRetry": 3, "retryIntervals": []int{50, 100}, "maxPullBatchSize": batch}}})
@@ -196,8 +213,13 @@ func up(ctx context.Context, o *options, cl *bu.Cleanups, tmp string) (*stack, e
 	if err != nil {
 		return nil, err
 	}
-	s := &stack{brokers: []string{"127.0.0.1:" + strconv.Itoa(ports[1])},
-		addr: "127.0.0.1:" + strconv.Itoa(ports[2]), adminAddr: "127.0.0.1:" + strconv.Itoa(ports[3])}
+	s := &stack{addr: "127.0.0.1:" + strconv.Itoa(ports[2]), adminAddr: "127.0.0.1:" + strconv.Itoa(ports[3])}
+	if o.backend == "rocketmq" {
+		s.be = &rocketmqBackend{}
+	} else {
+		s.be = &kafkaBackend{}
+	}
+	cl.Push(s.be.close)
 	zkAddr := "127.0.0.1:" + strconv.Itoa(ports[0])
 	dir := func(name string) string {
 		d := filepath.Join(tmp, name)
@@ -209,27 +231,21 @@ func up(ctx context.Context, o *options, cl *bu.Cleanups, tmp string) (*stack, e
 	}
 	cl.StopOnCleanup(s.zk)
 	logf("ZooKeeper serving on %s (pid %d)", zkAddr, s.zk.PID())
-	if s.kafka, err = bu.StartKafka(ctx, filepath.Join(bin, "kfakeserver"), dir("kafka"), ports[1], o.partitions, "", ""); err != nil {
+	s.broker, err = s.be.start(ctx, o, bin, dir(s.be.name()), ports[1])
+	if s.broker != nil {
+		cl.StopOnCleanup(s.broker)
+	}
+	if err != nil {
 		return nil, err
 	}
-	cl.StopOnCleanup(s.kafka)
-	admin, err := bu.NewBrokerAdmin(s.brokers, o.topic)
-	if err != nil {
-		return nil, s.kafka.Failure(err)
-	}
-	defer admin.Close()
-	if err := admin.CreateTopic(o.partitions, o.retention); err != nil {
-		return nil, s.kafka.Failure(err)
-	}
-	logf("kfakeserver on %s (pid %d), topic %q with %d partitions", s.brokers[0], s.kafka.PID(), o.topic, o.partitions)
 
 	groups := []string{latencyGroup}
 	for _, c := range o.conns {
 		groups = append(groups, groupName(c))
 	}
-	nodes := map[string][]byte{"/cproxy/" + s.addr: cproxyNode(s.addr, ports[2], s.brokers, groups)}
+	nodes := map[string][]byte{"/cproxy/" + s.addr: cproxyNode(s.be, s.addr, ports[2], groups)}
 	for _, g := range groups {
-		nodes["/group/"+g] = groupNode(g, o.topic, s.addr, o.batch)
+		nodes["/group/"+g] = groupNode(s.be.cluster(), g, o.topic, s.addr, o.batch)
 	}
 	if err := bu.SeedZK(zkAddr, bu.ZKChroot, nodes); err != nil {
 		return nil, fmt.Errorf("seeding ZooKeeper: %w", err)
@@ -279,6 +295,7 @@ type verdict struct {
 }
 
 type report struct {
+	Backend       string    `json:"backend"`
 	Started       time.Time `json:"started"`
 	GoVersion     string    `json:"goVersion"`
 	CPUs          int       `json:"cpus"`
@@ -313,14 +330,14 @@ type cpuMeter struct {
 }
 
 func startCPU(s *stack) *cpuMeter {
-	return &cpuMeter{s: s, t0: time.Now(), cp: bu.CPUTime(s.cproxy.PID()), broker: bu.CPUTime(s.kafka.PID()), own: bu.CPUTime(os.Getpid())}
+	return &cpuMeter{s: s, t0: time.Now(), cp: bu.CPUTime(s.cproxy.PID()), broker: bu.CPUTime(s.broker.PID()), own: bu.CPUTime(os.Getpid())}
 }
 
 func (m *cpuMeter) fill(p *phase) {
 	el := time.Since(m.t0).Seconds()
 	pct := func(d time.Duration) float64 { return 100 * d.Seconds() / el }
 	p.CProxyCPU = pct(bu.CPUTime(m.s.cproxy.PID()) - m.cp)
-	p.BrokerCPU = pct(bu.CPUTime(m.s.kafka.PID()) - m.broker)
+	p.BrokerCPU = pct(bu.CPUTime(m.s.broker.PID()) - m.broker)
 	p.BenchCPU = pct(bu.CPUTime(os.Getpid()) - m.own)
 }
 
@@ -357,14 +374,14 @@ func bench(ctx context.Context, o *options, cl *bu.Cleanups) (*report, error) {
 		return nil, err
 	}
 	alive := func() error {
-		for _, p := range []*bu.Proc{s.cproxy, s.kafka} {
+		for _, p := range []*bu.Proc{s.cproxy, s.broker} {
 			if p.Exited() {
 				return p.Failure(fmt.Errorf("exited: %v", p.WaitErr))
 			}
 		}
 		return nil
 	}
-	rep := &report{Started: time.Now().UTC(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
+	rep := &report{Backend: o.backend, Started: time.Now().UTC(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
 		MessageBytes: o.size, Partitions: o.partitions, Prefill: o.prefill, Batch: o.batch, Ratios: map[string]float64{}}
 
 	// Peak RSS sampler (VmHWM is read at the end too).
@@ -390,11 +407,7 @@ func bench(ctx context.Context, o *options, cl *bu.Cleanups) (*report, error) {
 	})
 	defer func() { close(stopRSS); rssWG.Wait() }()
 
-	probe, err := probeProducer(s.brokers)
-	if err != nil {
-		return nil, err
-	}
-	defer probe.Close()
+	probe := func(i int) error { return s.be.probe(ctx, o.topic, i) }
 
 	// Join the throughput groups before the pre-fill (cproxy starts at newest).
 	groupConns := map[int][]*cproxyConn{}
@@ -406,7 +419,7 @@ func bench(ctx context.Context, o *options, cl *bu.Cleanups) (*report, error) {
 		defer closeAll()
 		groupConns[c] = conns
 		t0 := time.Now()
-		if err := join(ctx, conns, groupName(c), probe, o.topic, o.partitions); err != nil {
+		if err := join(ctx, conns, groupName(c), probe, o.partitions); err != nil {
 			return nil, errors.Join(err, alive())
 		}
 		logf("group %s joined and positioned on all %d partitions in %s", groupName(c), o.partitions, time.Since(t0).Round(time.Millisecond))
@@ -414,7 +427,7 @@ func bench(ctx context.Context, o *options, cl *bu.Cleanups) (*report, error) {
 
 	logf("pre-filling %d messages of %d B", o.prefill, o.size)
 	t0 := time.Now()
-	if err := prefill(ctx, s.brokers, o.topic, o.prefill, o.size); err != nil {
+	if err := s.be.prefill(ctx, o.topic, o.prefill, o.size); err != nil {
 		return nil, fmt.Errorf("pre-fill: %w", err)
 	}
 	rep.PrefillSecs = time.Since(t0).Seconds()
@@ -422,13 +435,13 @@ func bench(ctx context.Context, o *options, cl *bu.Cleanups) (*report, error) {
 
 	target := int64(o.prefill)
 	// Direct.
-	logf("phase direct: sarama ConsumerGroup from oldest, MarkMessage + auto-commit, until %d messages or %s", target, o.duration)
+	logf("phase direct: %s from the oldest offset, until %d messages or %s", s.be.directPath(), target, o.duration)
 	m := startCPU(s)
-	dt, err := directConsume(ctx, s.brokers, o.topic, "bench-direct", target, o.duration)
+	dt, err := s.be.direct(ctx, o.topic, "bench-direct", target, o.duration)
 	if err != nil {
 		return nil, fmt.Errorf("direct phase: %w", err)
 	}
-	d := phase{Name: "direct", Path: "sarama", Conns: 1}
+	d := phase{Name: "direct", Path: s.be.directPath(), Conns: 1}
 	d.from(dt)
 	m.fill(&d)
 	rep.Phases = append(rep.Phases, d)
@@ -470,13 +483,13 @@ func bench(ctx context.Context, o *options, cl *bu.Cleanups) (*report, error) {
 		return nil, err
 	}
 	defer closeL()
-	if err := join(ctx, lconns, latencyGroup, probe, o.topic, o.partitions); err != nil {
+	if err := join(ctx, lconns, latencyGroup, probe, o.partitions); err != nil {
 		return nil, errors.Join(err, alive())
 	}
 	satDur := min(o.duration, 5*time.Second)
 	logf("phase saturation: produce at %.0f msgs/s (2× the pull-only rate) for %s + %s, %d pullers on %s",
 		2*satRate, o.warmup, satDur, o.latConns, latencyGroup)
-	sr, err := latencyRun(ctx, s.brokers, o.topic, lconns, latencyGroup, int32(o.batch), 2*satRate, o.size, o.warmup, satDur)
+	sr, err := latencyRun(ctx, s.be, o.topic, lconns, latencyGroup, int32(o.batch), 2*satRate, o.size, o.warmup, satDur)
 	if err != nil {
 		return nil, fmt.Errorf("saturation phase: %w", err)
 	}
@@ -489,7 +502,7 @@ func bench(ctx context.Context, o *options, cl *bu.Cleanups) (*report, error) {
 	rep.LatencyRate = rep.PipelineRate / 2
 	logf("phase latency: %.0f msgs/s (half the pipeline saturation rate) for %s + %s, %d pullers on %s",
 		rep.LatencyRate, o.warmup, o.duration, o.latConns, latencyGroup)
-	lr, err := latencyRun(ctx, s.brokers, o.topic, lconns, latencyGroup, int32(o.batch), rep.LatencyRate, o.size, o.warmup, o.duration)
+	lr, err := latencyRun(ctx, s.be, o.topic, lconns, latencyGroup, int32(o.batch), rep.LatencyRate, o.size, o.warmup, o.duration)
 	if err != nil {
 		return nil, fmt.Errorf("latency phase: %w", err)
 	}
@@ -516,20 +529,20 @@ func bench(ctx context.Context, o *options, cl *bu.Cleanups) (*report, error) {
 	rssMu.Lock()
 	rep.PeakRSSMiB = float64(peakKiB) / 1024
 	rssMu.Unlock()
-	if k, err := bu.ProcStatusKiB(s.kafka.PID(), "VmHWM"); err == nil {
+	if k, err := bu.ProcStatusKiB(s.broker.PID(), "VmHWM"); err == nil {
 		rep.BrokerRSSMiB = float64(k) / 1024
 	}
 	groups := len(o.conns) + 1
-	perGroup := float64(min(maxBufferedBytes, 3*groupConcurrency*o.size)+o.partitions*(fetchBytes+saramaChanMsgs*o.size)) / (1 << 20)
+	perGroup := s.be.rssPerGroup(o) / (1 << 20)
 	rep.RSSBoundMiB = baseRSSMiB + 2*float64(groups)*perGroup
 	// Every cproxy group was started (joined) before the pre-fill, so until
 	// its own phase each one held the whole pre-fill as lag.
 	rep.LagAtPeakMiB = float64(int64(len(o.conns))*int64(o.prefill)*int64(o.size)) / (1 << 20)
-	finish(rep, o, groups, perGroup)
+	finish(rep, o, s.be, groups, perGroup)
 	return rep, nil
 }
 
-func finish(rep *report, o *options, groups int, perGroup float64) {
+func finish(rep *report, o *options, be mqBackend, groups int, perGroup float64) {
 	if r, ok := rep.Ratios["cproxy-16"]; ok {
 		rep.Verdicts = append(rep.Verdicts, verdict{Target: fmt.Sprintf("C=16 pull+submit ≥ %.1f× direct", targetRatio),
 			Actual: fmt.Sprintf("%.3f×", r), Met: r >= targetRatio})
@@ -541,17 +554,16 @@ func finish(rep *report, o *options, groups int, perGroup float64) {
 		Actual: fmt.Sprintf("%.1f MiB while its groups held %.0f MiB of lag", rep.PeakRSSMiB, rep.LagAtPeakMiB),
 		Met:    rep.PeakRSSMiB <= rep.RSSBoundMiB})
 	rep.Notes = []string{
-		fmt.Sprintf("%d CPU cores shared by ZooKeeper, kfakeserver (franz-go kfake, in memory, not Kafka), cproxy and this load generator.", rep.CPUs),
+		fmt.Sprintf("Backend %s. %d CPU cores shared by ZooKeeper, the broker, cproxy and this load generator.", be.name(), rep.CPUs),
 		"Throughput: from each phase's first pre-filled message until the pre-filled count was consumed or -duration passed " +
-			"(join time excluded). cproxy runs as a daemon with the adapter's group timings (session 10 s, …).",
-		"cproxy's consumer groups start at the newest offset, so they were joined (a probe pulled on every partition) before the pre-fill; " +
-			"the direct group starts from the oldest offset and also reads the probes (not counted).",
-		fmt.Sprintf("Latency: send stamp (before handing to a sarama AsyncProducer, acks all, no linger) → pulled by one of %d pullers "+
+			"(join time excluded). cproxy runs as a daemon with the adapter's default group timings.",
+		fmt.Sprintf("Latency: send stamp (before handing the message to the latency producer) → pulled by one of %d pullers "+
 			"(pull linger %d ms); messages sent inside the measured window; nearest-rank percentiles.", o.latConns, pullLingerMs),
-		fmt.Sprintf("RSS bound: %.0f MiB base + 2 (GOGC headroom) × %d groups × %.1f MiB (min(MaxBufferedBytes 64 MiB, 3 × concurrency %d × %d B) "+
-			"+ %d partitions × (1 MiB fetch + %d buffered sarama messages)). Lag: the cproxy groups run from before the pre-fill, so each held the whole pre-fill unconsumed until its phase.",
-			baseRSSMiB, groups, perGroup, groupConcurrency, o.size, o.partitions, saramaChanMsgs),
+		fmt.Sprintf("RSS bound: %.0f MiB base + 2 (GOGC headroom) × %d groups × %.1f MiB (concurrency %d, %d B messages, %d partitions/queues). "+
+			"Lag: the cproxy groups run from before the pre-fill, so each held the whole pre-fill unconsumed until its phase.",
+			baseRSSMiB, groups, perGroup, groupConcurrency, o.size, o.partitions),
 	}
+	rep.Notes = append(rep.Notes, be.notes(o)...)
 }
 
 func printReport(w io.Writer, r *report) {
@@ -574,7 +586,7 @@ func printReport(w io.Writer, r *report) {
 			fmt.Fprintf(w, "  %s: first error: %s\n", p.Name, p.FirstError)
 		}
 	}
-	fmt.Fprintf(w, "\npre-fill: %d × %d B in %.1fs\n", r.Prefill, r.MessageBytes, r.PrefillSecs)
+	fmt.Fprintf(w, "\nbackend: %s\npre-fill: %d × %d B in %.1fs\n", r.Backend, r.Prefill, r.MessageBytes, r.PrefillSecs)
 	fmt.Fprintf(w, "produce→pull pipeline saturation: %.0f msgs/s delivered while producing at 2× the pull-only rate\n", r.PipelineRate)
 	fmt.Fprintf(w, "produce→pull latency at %.0f msgs/s: p50 %.2f ms, p99 %.2f ms, max %.1f ms (%d of %d sent in the window received)\n",
 		r.LatencyRate, r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyMaxMs, r.LatencyRecv, r.LatencySent)

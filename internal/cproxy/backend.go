@@ -3,7 +3,6 @@ package cproxy
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,99 +10,74 @@ import (
 
 	"github.com/ddmq-go/carrera/internal/config"
 	"github.com/ddmq-go/carrera/internal/mq"
-	"github.com/ddmq-go/carrera/internal/mq/kafka"
 )
 
 // GroupTimings tunes the broker group protocol (tests shorten them).
 type GroupTimings struct {
+	// Kafka group protocol and commit flush.
 	SessionTimeout, HeartbeatInterval, RebalanceTimeout, CommitInterval, FetchMaxWait time.Duration
+	// RocketMQRebalance is the periodic rebalance of RocketMQ members
+	// (default 20 s; a broker's membership notification triggers one at
+	// once anyway). RocketMQ heartbeat, route and offset-flush periods come
+	// from the cluster configuration.
+	RocketMQRebalance time.Duration
+	// RocketMQPullSuspend bounds how long a broker may hold a RocketMQ pull
+	// that finds nothing (default 15 s).
+	RocketMQPullSuspend time.Duration
 }
 
-// kafkaBackend builds Kafka consumers, offset readers and dead-letter
-// producers from the current snapshot's kafkaConfigs. Readers and producers
-// are created lazily per cluster and closed by Close.
-type kafkaBackend struct {
-	log     *zap.Logger
-	reg     prometheus.Registerer
-	snap    func() *config.CProxySnapshot
-	timings GroupTimings
-
-	mu        sync.Mutex
-	readers   map[string]*kafka.OffsetReader
-	producers map[string]*kafka.Producer
+// backends dispatches every broker-side operation of a unit or cluster to
+// the backend of the cluster's technology (config.ClusterKind): Kafka or
+// RocketMQ. It implements Backend.
+type backends struct {
+	snap  func() *config.CProxySnapshot
+	kafka *kafkaBackend
+	rmq   *rocketmqBackend
 }
 
-func newKafkaBackend(log *zap.Logger, reg prometheus.Registerer, snap func() *config.CProxySnapshot, t GroupTimings) *kafkaBackend {
-	return &kafkaBackend{log: log, reg: reg, snap: snap, timings: t,
-		readers: map[string]*kafka.OffsetReader{}, producers: map[string]*kafka.Producer{}}
+var _ Backend = (*backends)(nil)
+
+// newBackends returns the dispatcher; instance is this cproxy's instance
+// name (RocketMQ broadcast offsets are kept per instance).
+func newBackends(log *zap.Logger, reg prometheus.Registerer, snap func() *config.CProxySnapshot, t GroupTimings, instance string) *backends {
+	return &backends{
+		snap:  snap,
+		kafka: newKafkaBackend(log, reg, snap, t),
+		rmq:   newRocketmqBackend(log, snap, t, instance),
+	}
 }
 
-func (b *kafkaBackend) brokers(cluster string) ([]string, bool) {
-	kc, ok := b.snap().Node.KafkaConfigs[cluster]
-	if !ok {
-		return nil, false
+func (b *backends) kind(cluster string) config.ClusterKind {
+	s := b.snap()
+	if s == nil {
+		return config.ClusterNone
 	}
-	s := kc.BootstrapServers()
-	return s, len(s) > 0
+	return s.ClusterKind(cluster)
 }
 
-func (b *kafkaBackend) GroupConsumer(u *config.UnitView) (mq.GroupConsumer, error) {
-	if u.Kafka == nil {
-		return nil, errors.New("cproxy: only Kafka units are served so far")
+// GroupConsumer implements Backend.
+func (b *backends) GroupConsumer(u *config.UnitView) (mq.GroupConsumer, error) {
+	switch u.ClusterKind {
+	case config.ClusterKafka:
+		return b.kafka.GroupConsumer(u)
+	case config.ClusterRocketMQ:
+		return b.rmq.GroupConsumer(u)
 	}
-	brokers := u.Kafka.BootstrapServers()
-	if len(brokers) == 0 {
-		return nil, errors.New("cproxy: no bootstrap.servers for cluster " + u.Key.Cluster)
-	}
-	return kafka.NewGroupConsumer(kafka.ConsumerOptions{
-		Cluster: u.Key.Cluster, Brokers: brokers, Group: u.Key.Group, Topics: u.Topics(),
-		SessionTimeout: b.timings.SessionTimeout, HeartbeatInterval: b.timings.HeartbeatInterval,
-		RebalanceTimeout: b.timings.RebalanceTimeout, CommitInterval: b.timings.CommitInterval,
-		FetchMaxWait: b.timings.FetchMaxWait,
-	}, b.log.Named("kafka"))
+	return nil, errors.New("cproxy: unit " + u.Key.String() + " has no broker cluster configuration")
 }
 
-// reader returns the cluster's offset reader (nil if the cluster has no
-// Kafka config).
-func (b *kafkaBackend) reader(cluster string) mq.OffsetReader {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if r, ok := b.readers[cluster]; ok {
-		return r
+// Producer implements Backend: the dead-letter producer of a Kafka
+// cluster. RocketMQ clusters have none: their failed messages are sent
+// back to the broker (SendBack).
+func (b *backends) Producer(cluster string) mq.Producer {
+	if b.kind(cluster) == config.ClusterKafka {
+		return b.kafka.Producer(cluster)
 	}
-	brokers, ok := b.brokers(cluster)
-	if !ok {
-		return nil
-	}
-	r, err := kafka.NewOffsetReader(kafka.ConsumerOptions{Cluster: cluster, Brokers: brokers}, b.log.Named("kafka"))
-	if err != nil {
-		b.log.Warn("offset reader", zap.String("cluster", cluster), zap.Error(err))
-		return nil
-	}
-	b.readers[cluster] = r
-	return r
+	return nil
 }
 
-func (b *kafkaBackend) Producer(cluster string) mq.Producer {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if p, ok := b.producers[cluster]; ok {
-		return p
-	}
-	brokers, ok := b.brokers(cluster)
-	if !ok {
-		return nil
-	}
-	p, err := kafka.NewProducer(kafka.Options{Cluster: cluster, Brokers: brokers, ClientID: "carrera-cproxy-dlq"}, b.log.Named("dlq"))
-	if err != nil {
-		b.log.Warn("dead-letter producer", zap.String("cluster", cluster), zap.Error(err))
-		return nil
-	}
-	b.producers[cluster] = p
-	return p
-}
-
-func (b *kafkaBackend) Partitions(ctx context.Context, cluster, topic string) (int, error) {
+// Partitions implements Backend.
+func (b *backends) Partitions(ctx context.Context, cluster, topic string) (int, error) {
 	r := b.reader(cluster)
 	if r == nil {
 		return 0, errors.New("cproxy: no reader for cluster " + cluster)
@@ -112,15 +86,47 @@ func (b *kafkaBackend) Partitions(ctx context.Context, cluster, topic string) (i
 	return int(n), err
 }
 
-// Close closes readers and producers.
-func (b *kafkaBackend) Close(ctx context.Context) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, r := range b.readers {
-		_ = r.Close()
+// QID implements Backend (wire-contract.md §5).
+func (b *backends) QID(cluster string, partition int32) string {
+	if b.kind(cluster) == config.ClusterRocketMQ {
+		return RocketMQQID(cluster, partition)
 	}
-	for _, p := range b.producers {
-		_ = p.Close(ctx)
+	return QID(cluster, partition)
+}
+
+// SendBack implements Backend.
+func (b *backends) SendBack(ctx context.Context, cluster, group string, d *mq.Delivery) (bool, error) {
+	if b.kind(cluster) != config.ClusterRocketMQ {
+		return false, nil
 	}
-	b.readers, b.producers = map[string]*kafka.OffsetReader{}, map[string]*kafka.Producer{}
+	return true, b.rmq.SendBack(ctx, cluster, group, d)
+}
+
+// reader returns the offset reader of a cluster (nil if it has no
+// configuration here).
+func (b *backends) reader(cluster string) mq.OffsetReader {
+	switch b.kind(cluster) {
+	case config.ClusterKafka:
+		return b.kafka.reader(cluster)
+	case config.ClusterRocketMQ:
+		if r := b.rmq.reader(cluster); r != nil {
+			return r
+		}
+	}
+	return nil
+}
+
+// offsetGroup is the group under which a unit's offsets are stored: the
+// group, except for RocketMQ broadcasting units (per-instance offsets).
+func (b *backends) offsetGroup(u *config.UnitView) string {
+	if u.ClusterKind == config.ClusterRocketMQ {
+		return b.rmq.offsetGroup(u)
+	}
+	return u.Key.Group
+}
+
+// Close closes readers and producers of both technologies.
+func (b *backends) Close(ctx context.Context) {
+	b.kafka.Close(ctx)
+	b.rmq.Close()
 }

@@ -38,6 +38,14 @@ type LowLevelAPI interface {
 	Ack(ctx context.Context, r *consumer.AckResult_) bool
 }
 
+// groupFetcher is implemented by readers that read as a named consumer
+// group with a tag filter (rocketmq.OffsetReader): brokers may refuse
+// pulls of unknown groups, and RocketMQ subscriptions filter by tag.
+type groupFetcher interface {
+	FetchAs(ctx context.Context, group, tagExpr, topic string, partition int32, offset int64, maxMsgs int,
+		wait time.Duration) ([]*mq.Delivery, int64, error)
+}
+
 // lowWatermarker is implemented by readers that can list log start offsets
 // (kafka.OffsetReader).
 type lowWatermarker interface {
@@ -55,6 +63,8 @@ type LowLevelOptions struct {
 	Reader func(cluster string) mq.OffsetReader
 	// IdleTimeout stops fetchers without fetch/ack (default 30 s).
 	IdleTimeout time.Duration
+	// QID names a partition of a cluster (default: the Kafka QID).
+	QID func(cluster string, partition int32) string
 }
 
 type fetcherKey struct{ group, consumerID string }
@@ -78,6 +88,9 @@ func NewLowLevel(o LowLevelOptions) *LowLevel {
 	}
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = DefaultFetcherIdleTimeout
+	}
+	if o.QID == nil {
+		o.QID = QID
 	}
 	return &LowLevel{o: o, fetchers: map[fetcherKey]*fetcher{}}
 }
@@ -119,6 +132,7 @@ func (f *fetcher) stop() {
 type claimHandler struct {
 	f       *fetcher
 	cluster string
+	qid     func(cluster string, partition int32) string
 }
 
 func (h *claimHandler) Setup(map[string][]int32) {}
@@ -128,7 +142,7 @@ func (h *claimHandler) Cleanup()                 {}
 // messages so the backend never stalls: data is read at the client's
 // offsets with the OffsetReader.
 func (h *claimHandler) Claim(c mq.Claim) {
-	k := qidKey{c.Topic(), QID(h.cluster, c.Partition())}
+	k := qidKey{c.Topic(), h.qid(h.cluster, c.Partition())}
 	o := &owned{cluster: h.cluster, topic: c.Topic(), partition: c.Partition(), claim: c,
 		committed: max(c.Initial().Offset, -1), next: -1}
 	h.f.mu.Lock()
@@ -211,7 +225,7 @@ func (l *LowLevel) fetcherFor(gv *config.GroupView, units []*config.UnitView, co
 		f.wg.Add(1)
 		go func() {
 			defer f.wg.Done()
-			if err := c.Run(ctx, &claimHandler{f: f, cluster: u.Key.Cluster}); err != nil && !errors.Is(err, context.Canceled) {
+			if err := c.Run(ctx, &claimHandler{f: f, cluster: u.Key.Cluster, qid: l.o.QID}); err != nil && !errors.Is(err, context.Canceled) {
 				l.o.Log.Error("fetcher consumer stopped", zap.String("unit", u.Key.String()),
 					zap.String("consumerId", consumerID), zap.Error(err))
 			}
@@ -280,7 +294,7 @@ func (l *LowLevel) Fetch(ctx context.Context, req *consumer.FetchRequest) []*con
 func (l *LowLevel) fetchOne(ctx context.Context, snap *config.CProxySnapshot, f *fetcher, o *owned,
 	req *consumer.FetchRequest, wait time.Duration,
 ) *consumer.QidResponse {
-	qid := QID(o.cluster, o.partition)
+	qid := l.o.QID(o.cluster, o.partition)
 	qr := &consumer.QidResponse{Topic: o.topic, Qid: qid, Messages: []*consumer.Message{}}
 	reader := l.o.Reader(o.cluster)
 	start, ok := req.FetchOffset[o.topic][qid]
@@ -307,7 +321,16 @@ func (l *LowLevel) fetchOne(ctx context.Context, snap *config.CProxySnapshot, f 
 		maxMsgs = min(maxMsgs, int(bs))
 	}
 	maxMsgs = max(maxMsgs, 1)
-	msgs, next, err := reader.Fetch(ctx, o.topic, o.partition, start, maxMsgs, wait)
+	var (
+		msgs []*mq.Delivery
+		next int64
+		err  error
+	)
+	if gf, ok := reader.(groupFetcher); ok {
+		msgs, next, err = gf.FetchAs(ctx, f.key.group, tagExpr(snap, f.key.group, o), o.topic, o.partition, start, maxMsgs, wait)
+	} else {
+		msgs, next, err = reader.Fetch(ctx, o.topic, o.partition, start, maxMsgs, wait)
+	}
 	switch {
 	case errors.Is(err, mq.ErrOffsetOutOfRange):
 		next = l.correct(ctx, reader, o, start)
@@ -364,6 +387,16 @@ func (l *LowLevel) correct(ctx context.Context, r mq.OffsetReader, o *owned, sta
 		return lw
 	}
 	return hw
+}
+
+// tagExpr is the subscription's tag expression of o's topic ("*" if none).
+func tagExpr(snap *config.CProxySnapshot, group string, o *owned) string {
+	if u, ok := snap.Unit(group, o.cluster); ok {
+		if s, ok := u.Subscription(o.topic); ok && s.TagExpression != "" {
+			return s.TagExpression
+		}
+	}
+	return "*"
 }
 
 // maxPullBatch is the subscription's maxPullBatchSize of o's topic.

@@ -9,5 +9,9 @@ import (
 
 func TestMain(m *testing.M) {
 	metrics.UseNilMetrics = true // sarama's go-metrics meters leak a goroutine
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m,
+		// rocketmq-client-go (linked through internal/mq/rocketmq's producer)
+		// starts a cache janitor in a package initialiser; it lives as long as
+		// the process.
+		goleak.IgnoreTopFunction("github.com/patrickmn/go-cache.(*janitor).Run"))
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/ddmq-go/carrera/internal/config"
 	"github.com/ddmq-go/carrera/internal/cproxy/engine"
 	"github.com/ddmq-go/carrera/internal/mq"
+	"github.com/ddmq-go/carrera/internal/mq/rocketmq"
 )
 
 // Backend builds the broker-side parts of a unit.
@@ -23,6 +24,12 @@ type Backend interface {
 	Producer(cluster string) mq.Producer
 	// Partitions returns a topic's partition count on a cluster.
 	Partitions(ctx context.Context, cluster, topic string) (int, error)
+	// QID names a partition of a cluster for clients (wire-contract.md §5).
+	QID(cluster string, partition int32) string
+	// SendBack returns an exhausted message to the broker's own retry path
+	// of group when the cluster has one (RocketMQ: handled = true, err =
+	// the outcome); handled = false sends it to the dead-letter topic.
+	SendBack(ctx context.Context, cluster, group string, d *mq.Delivery) (handled bool, err error)
 }
 
 // groupRuntime is one running high-level pull group: one engine, one broker
@@ -104,12 +111,18 @@ func (m *Manager) ForSubmit(group string) (Runtime, bool) {
 	return g, ok
 }
 
-// settingsOf derives the engine settings of a group's units.
+// settingsOf derives the engine settings of a group's units. A RocketMQ
+// clustering unit also consumes the group's retry topic %RETRY%<group>
+// (messages sent back by the exhausted-message policy); its messages are
+// handled with the settings of the unit's first subscription.
 func settingsOf(snap *config.CProxySnapshot, group string) map[engine.UnitTopic]engine.Settings {
 	out := map[engine.UnitTopic]engine.Settings{}
 	for _, u := range snap.UnitsOf(group) {
 		for _, s := range u.Subscriptions {
 			out[engine.UnitTopic{Cluster: u.Key.Cluster, Topic: s.Topic}] = engine.SettingsFor(s.Config)
+		}
+		if u.ClusterKind == config.ClusterRocketMQ && u.RocketMQ != nil && !u.RocketMQ.Broadcasting() && len(u.Subscriptions) > 0 {
+			out[engine.UnitTopic{Cluster: u.Key.Cluster, Topic: rocketmq.RetryTopic(group)}] = engine.SettingsFor(u.Subscriptions[0].Config)
 		}
 	}
 	return out
@@ -119,8 +132,16 @@ func (m *Manager) startLocked(snap *config.CProxySnapshot, group string) *groupR
 	units := snap.UnitsOf(group)
 	eng := engine.New(engine.Options{
 		Group: group, Log: m.log.Named("engine"), Registerer: m.reg,
-		DeadLetterOn: m.deadLetter,
-		Partitions:   m.backend.Partitions,
+		DeadLetterOn: func(ctx context.Context, cluster, topic string, d *mq.Delivery) error {
+			// RocketMQ: back to the broker's retry topic instead of a
+			// dead-letter topic (behaviour.md §2.4, §4 #7).
+			if handled, err := m.backend.SendBack(ctx, cluster, group, d); handled {
+				return err
+			}
+			return m.deadLetter(ctx, cluster, topic, d)
+		},
+		Partitions: m.backend.Partitions,
+		QID:        func(cluster, _ string, p int32) string { return m.backend.QID(cluster, p) },
 		MaxRecvMsgsLength: func() int64 {
 			if ts := snap.Node.ThriftServer; ts != nil && ts.MaxRecvMsgsLength > 0 {
 				return int64(ts.MaxRecvMsgsLength)

@@ -75,16 +75,16 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("cproxy: loading /cproxy/%s: %w", instance, err)
 	}
 	snap := source.Current()
-	backend := newKafkaBackend(log, reg, source.Current, o.Timings)
+	backend := newBackends(log, reg, source.Current, o.Timings, instance)
 	mgr := NewManager(log.Named("groups"), reg, backend, snap, idle)
 	low := NewLowLevel(LowLevelOptions{Log: log.Named("lowlevel"), Snapshot: mgr.Snapshot,
-		Consumer: backend.GroupConsumer, Reader: backend.reader, IdleTimeout: o.FetcherIdleTimeout})
+		Consumer: backend.GroupConsumer, Reader: backend.reader, IdleTimeout: o.FetcherIdleTimeout, QID: backend.QID})
 	unsubscribe := source.Subscribe(func(old, next *config.CProxySnapshot) {
 		mgr.Apply(old, next)
 		low.Apply(old, next)
 	})
 	defer unsubscribe()
-	stats := &offsetStats{snapshot: mgr.Snapshot, reader: backend.reader}
+	stats := &offsetStats{snapshot: mgr.Snapshot, reader: backend.reader, qid: backend.QID, offsetGroup: backend.offsetGroup}
 	handler := NewHandler(log.Named("handler"), mgr, stats).WithLowLevel(low)
 	reg.MustRegister(NewLagCollector(mgr.RunningGroupTopics, stats.ConsumeStats, 0))
 

@@ -32,6 +32,11 @@ func ParseKafkaQID(cluster, qid string) (int32, bool) {
 type offsetStats struct {
 	snapshot func() *config.CProxySnapshot
 	reader   func(cluster string) mq.OffsetReader
+	// qid names a partition (default: the Kafka QID).
+	qid func(cluster string, partition int32) string
+	// offsetGroup is the group whose offsets a unit stores (default: the
+	// group; RocketMQ broadcasting: a per-instance group).
+	offsetGroup func(u *config.UnitView) string
 }
 
 // ConsumeStats implements StatsSource. Unknown group or topic → empty list.
@@ -54,7 +59,11 @@ func (s *offsetStats) ConsumeStats(ctx context.Context, group, topic string) ([]
 			if err != nil {
 				return nil, err
 			}
-			committed, err := r.Committed(ctx, group, t)
+			og := group
+			if s.offsetGroup != nil {
+				og = s.offsetGroup(u)
+			}
+			committed, err := r.Committed(ctx, og, t)
 			if err != nil {
 				return nil, err
 			}
@@ -67,6 +76,9 @@ func (s *offsetStats) ConsumeStats(ctx context.Context, group, topic string) ([]
 			sort.Slice(parts, func(i, j int) bool { return parts[i] < parts[j] })
 			for _, p := range parts {
 				q := QID(u.Key.Cluster, p)
+				if s.qid != nil {
+					q = s.qid(u.Key.Cluster, p)
+				}
 				st.ProduceOffsets[q] = hw[p]
 				if c, ok := committed[p]; ok && c.Offset >= 0 {
 					st.ConsumeOffsets[q] = c.Offset

@@ -17,6 +17,23 @@ type Delivery struct {
 	// names; Kafka: the record headers except TAGS). Nil when none.
 	Properties map[string]string
 	Timestamp  time.Time
+	// Handle is backend-private state that the backend's own later
+	// operations on this message need (RocketMQ: what SendBack needs — the
+	// broker, commit-log offset and message id); nil for Kafka. Callers
+	// pass it through unchanged.
+	Handle any
+}
+
+// SendBacker is implemented by backends with a broker-side retry path
+// (RocketMQ's CONSUMER_SEND_MSG_BACK: the broker re-queues the message to
+// the group's retry topic "%RETRY%<group>" and, after its maximum number of
+// reconsumptions, to "%DLQ%<group>"). It is an optional interface of an
+// OffsetReader.
+type SendBacker interface {
+	// SendBack returns d, delivered to group, to the broker for
+	// redelivery. nil means the broker stored it; the caller may then
+	// finish d's offset.
+	SendBack(ctx context.Context, group string, d *Delivery) error
 }
 
 // CommittedOffset is a group's stored position in one partition: Offset is
@@ -55,6 +72,11 @@ type Claim interface {
 // ClaimHandler receives claims. Claim is called on its own goroutine for each
 // claimed partition and must return promptly once c.Context() is done (after
 // its final Commit). Setup/Cleanup bracket one generation.
+//
+// Backends with incremental rebalancing (RocketMQ) have no generations:
+// Setup is called with the complete new assignment whenever it changes —
+// while the claims of queues kept across the change continue — and Cleanup
+// once when the member stops.
 type ClaimHandler interface {
 	Setup(assigned map[string][]int32)
 	Claim(c Claim)

@@ -1,0 +1,166 @@
+package main
+
+// The broker technology under test: Kafka (kfakeserver, sarama) or RocketMQ
+// (the project's test broker, rocketmq-client-go / the remoting client).
+// Everything else of the benchmark — cproxy, its Thrift clients, the
+// phases and the report — is shared.
+
+import (
+	"context"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	bu "github.com/ddmq-go/carrera/internal/benchutil"
+)
+
+// mqBackend is one broker technology.
+type mqBackend interface {
+	// name is "kafka" or "rocketmq".
+	name() string
+	// start starts the broker process on port (files under dir) and
+	// creates the bench topic with o.partitions partitions/queues.
+	start(ctx context.Context, o *options, binDir, dir string, port int) (*bu.Proc, error)
+	// cluster is the broker-cluster name in cproxy's configuration.
+	cluster() string
+	// clusterConfig is the cproxy node's key ("kafkaConfigs" /
+	// "rocketmqConfigs") and entry for the cluster.
+	clusterConfig() (key string, entry map[string]any)
+	// prefill stores n tagFill messages of size bytes.
+	prefill(ctx context.Context, topic string, n, size int) error
+	// direct consumes with the technology's own client (no proxy) from the
+	// oldest offset until target tagFill messages were consumed or dur
+	// passed since the first one.
+	direct(ctx context.Context, topic, group string, target int64, dur time.Duration) (*throughput, error)
+	// probe stores a probe (tagProbe + decimal index) in partition/queue i.
+	probe(ctx context.Context, topic string, i int) error
+	// sender returns an asynchronous producer for the latency phases.
+	sender(topic string) (msgSender, error)
+	// directPath names the direct client in the report.
+	directPath() string
+	// rssPerGroup is the memory one cproxy group may hold, in bytes.
+	rssPerGroup(o *options) float64
+	// notes are backend-specific report notes.
+	notes(o *options) []string
+	close()
+}
+
+// msgSender sends without waiting; close waits for the sends in flight and
+// returns the number that failed.
+type msgSender interface {
+	send(body []byte)
+	close() (errs int64)
+}
+
+// kafkaBackend is kfakeserver with sarama clients.
+type kafkaBackend struct {
+	brokers []string
+	probeP  sarama.SyncProducer
+}
+
+func (k *kafkaBackend) name() string       { return "kafka" }
+func (k *kafkaBackend) cluster() string    { return "K_bench" }
+func (k *kafkaBackend) directPath() string { return "sarama" }
+
+func (k *kafkaBackend) start(ctx context.Context, o *options, binDir, dir string, port int) (*bu.Proc, error) {
+	k.brokers = []string{"127.0.0.1:" + strconv.Itoa(port)}
+	p, err := bu.StartKafka(ctx, filepath.Join(binDir, "kfakeserver"), dir, port, o.partitions, "", "")
+	if err != nil {
+		return nil, err
+	}
+	admin, err := bu.NewBrokerAdmin(k.brokers, o.topic)
+	if err != nil {
+		return p, p.Failure(err)
+	}
+	defer admin.Close()
+	if err := admin.CreateTopic(o.partitions, o.retention); err != nil {
+		return p, p.Failure(err)
+	}
+	logf("kfakeserver on %s (pid %d), topic %q with %d partitions", k.brokers[0], p.PID(), o.topic, o.partitions)
+	if k.probeP, err = probeProducer(k.brokers); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
+func (k *kafkaBackend) clusterConfig() (string, map[string]any) {
+	return "kafkaConfigs", map[string]any{"clusterName": k.cluster(), "zookeeperAddr": "127.0.0.1:1/kafka",
+		"autoCommitInterval": 1000, "rebalanceMaxRetries": 8, "partitionAssignmentStrategy": "range",
+		"extra": map[string]any{"bootstrap.servers": strings.Join(k.brokers, ",")}}
+}
+
+func (k *kafkaBackend) prefill(ctx context.Context, topic string, n, size int) error {
+	return prefill(ctx, k.brokers, topic, n, size)
+}
+
+func (k *kafkaBackend) direct(ctx context.Context, topic, group string, target int64, dur time.Duration) (*throughput, error) {
+	return directConsume(ctx, k.brokers, topic, group, target, dur)
+}
+
+func (k *kafkaBackend) probe(_ context.Context, topic string, i int) error {
+	_, _, err := k.probeP.SendMessage(&sarama.ProducerMessage{Topic: topic, Partition: int32(i),
+		Value: sarama.StringEncoder(string(rune(tagProbe)) + strconv.Itoa(i))})
+	return err
+}
+
+func (k *kafkaBackend) sender(topic string) (msgSender, error) {
+	cfg := producerConfig("benchconsume-latency")
+	cfg.Producer.Partitioner = sarama.NewRandomPartitioner
+	prod, err := sarama.NewAsyncProducer(k.brokers, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &kafkaSender{topic: topic, prod: prod}
+	s.drain.Go(func() {
+		for range prod.Successes() {
+		}
+	})
+	s.drain.Go(func() {
+		for range prod.Errors() {
+			s.errs.Add(1)
+		}
+	})
+	return s, nil
+}
+
+func (k *kafkaBackend) rssPerGroup(o *options) float64 {
+	return float64(min(maxBufferedBytes, 3*groupConcurrency*o.size) + o.partitions*(fetchBytes+saramaChanMsgs*o.size))
+}
+
+func (k *kafkaBackend) notes(o *options) []string {
+	return []string{
+		"Broker: kfakeserver (franz-go kfake, in memory, not Kafka). Direct: sarama ConsumerGroup from the oldest offset, MarkMessage per message, auto-commit every second.",
+		"cproxy's Kafka consumer groups start at the newest offset, so they were joined (a probe pulled on every partition) before the pre-fill; " +
+			"the direct group starts from the oldest offset and also reads the probes (not counted).",
+		"Latency producer: sarama AsyncProducer (acks all, no linger).",
+		"RSS bound per group: min(MaxBufferedBytes 64 MiB, 3 × concurrency × size) + partitions × (1 MiB fetch + 256 buffered sarama messages).",
+	}
+}
+
+func (k *kafkaBackend) close() {
+	if k.probeP != nil {
+		_ = k.probeP.Close()
+	}
+}
+
+type kafkaSender struct {
+	topic string
+	prod  sarama.AsyncProducer
+	drain sync.WaitGroup
+	errs  atomic.Int64
+}
+
+func (s *kafkaSender) send(body []byte) {
+	s.prod.Input() <- &sarama.ProducerMessage{Topic: s.topic, Value: sarama.ByteEncoder(body)}
+}
+
+func (s *kafkaSender) close() int64 {
+	_ = s.prod.Close()
+	s.drain.Wait()
+	return s.errs.Load()
+}

@@ -1,0 +1,120 @@
+package cproxy
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/ddmq-go/carrera/internal/config"
+	"github.com/ddmq-go/carrera/internal/mq"
+	"github.com/ddmq-go/carrera/internal/mq/kafka"
+)
+
+// kafkaBackend builds Kafka consumers, offset readers and dead-letter
+// producers from the current snapshot's kafkaConfigs. Readers and producers
+// are created lazily per cluster and closed by Close.
+type kafkaBackend struct {
+	log     *zap.Logger
+	reg     prometheus.Registerer
+	snap    func() *config.CProxySnapshot
+	timings GroupTimings
+
+	mu        sync.Mutex
+	readers   map[string]*kafka.OffsetReader
+	producers map[string]*kafka.Producer
+}
+
+func newKafkaBackend(log *zap.Logger, reg prometheus.Registerer, snap func() *config.CProxySnapshot, t GroupTimings) *kafkaBackend {
+	return &kafkaBackend{log: log, reg: reg, snap: snap, timings: t,
+		readers: map[string]*kafka.OffsetReader{}, producers: map[string]*kafka.Producer{}}
+}
+
+func (b *kafkaBackend) brokers(cluster string) ([]string, bool) {
+	kc, ok := b.snap().Node.KafkaConfigs[cluster]
+	if !ok {
+		return nil, false
+	}
+	s := kc.BootstrapServers()
+	return s, len(s) > 0
+}
+
+func (b *kafkaBackend) GroupConsumer(u *config.UnitView) (mq.GroupConsumer, error) {
+	if u.Kafka == nil {
+		return nil, errors.New("cproxy: unit " + u.Key.String() + " is not on a Kafka cluster")
+	}
+	brokers := u.Kafka.BootstrapServers()
+	if len(brokers) == 0 {
+		return nil, errors.New("cproxy: no bootstrap.servers for cluster " + u.Key.Cluster)
+	}
+	return kafka.NewGroupConsumer(kafka.ConsumerOptions{
+		Cluster: u.Key.Cluster, Brokers: brokers, Group: u.Key.Group, Topics: u.Topics(),
+		SessionTimeout: b.timings.SessionTimeout, HeartbeatInterval: b.timings.HeartbeatInterval,
+		RebalanceTimeout: b.timings.RebalanceTimeout, CommitInterval: b.timings.CommitInterval,
+		FetchMaxWait: b.timings.FetchMaxWait,
+	}, b.log.Named("kafka"))
+}
+
+// reader returns the cluster's offset reader (nil if the cluster has no
+// Kafka config).
+func (b *kafkaBackend) reader(cluster string) mq.OffsetReader {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if r, ok := b.readers[cluster]; ok {
+		return r
+	}
+	brokers, ok := b.brokers(cluster)
+	if !ok {
+		return nil
+	}
+	r, err := kafka.NewOffsetReader(kafka.ConsumerOptions{Cluster: cluster, Brokers: brokers}, b.log.Named("kafka"))
+	if err != nil {
+		b.log.Warn("offset reader", zap.String("cluster", cluster), zap.Error(err))
+		return nil
+	}
+	b.readers[cluster] = r
+	return r
+}
+
+func (b *kafkaBackend) Producer(cluster string) mq.Producer {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p, ok := b.producers[cluster]; ok {
+		return p
+	}
+	brokers, ok := b.brokers(cluster)
+	if !ok {
+		return nil
+	}
+	p, err := kafka.NewProducer(kafka.Options{Cluster: cluster, Brokers: brokers, ClientID: "carrera-cproxy-dlq"}, b.log.Named("dlq"))
+	if err != nil {
+		b.log.Warn("dead-letter producer", zap.String("cluster", cluster), zap.Error(err))
+		return nil
+	}
+	b.producers[cluster] = p
+	return p
+}
+
+func (b *kafkaBackend) Partitions(ctx context.Context, cluster, topic string) (int, error) {
+	r := b.reader(cluster)
+	if r == nil {
+		return 0, errors.New("cproxy: no reader for cluster " + cluster)
+	}
+	n, err := r.Partitions(ctx, topic)
+	return int(n), err
+}
+
+// Close closes readers and producers.
+func (b *kafkaBackend) Close(ctx context.Context) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, r := range b.readers {
+		_ = r.Close()
+	}
+	for _, p := range b.producers {
+		_ = p.Close(ctx)
+	}
+	b.readers, b.producers = map[string]*kafka.OffsetReader{}, map[string]*kafka.Producer{}
+}

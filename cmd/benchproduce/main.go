@@ -28,6 +28,14 @@
 // an emptied topic and retention.bytes (enforced every second, 1 MiB
 // segments) bounds the log within a phase.
 //
+// -backend rocketmq runs the same pairs on RocketMQ: rmqbroker (the
+// project's RocketMQ-protocol test broker: one NameServer, one broker, a
+// topic of -partitions queues) instead of kfakeserver, and
+// rocketmq-client-go v2.1.2 as the direct path (SendSync from C goroutines
+// sharing one producer; SendAsync with the in-flight window) against
+// pproxy on a RocketMQ cluster (sendBatchSync then becomes one
+// SEND_BATCH_MESSAGE per call).
+//
 // On a small machine the proxy path pays for an extra process on the same
 // cores; -pin gives pproxy a CPU of its own and confines everything else to
 // the others. -profile-dir saves pproxy CPU profiles of the pproxy phases,
@@ -36,7 +44,7 @@
 //
 // Usage (from the repository root):
 //
-//	go run ./cmd/benchproduce [-duration 5s] [-pin] [-json results.json] [-profile-dir DIR]
+//	go run ./cmd/benchproduce [-backend kafka|rocketmq] [-duration 5s] [-pin] [-json results.json] [-profile-dir DIR]
 //	make bench-produce BENCH_ARGS='-duration 3s'
 package main
 
@@ -68,7 +76,14 @@ const (
 	targetRSSMiB     = 150.0
 )
 
+// Backends (-backend).
+const (
+	backendKafka    = "kafka"
+	backendRocketMQ = "rocketmq"
+)
+
 type options struct {
+	backend       string
 	duration      time.Duration
 	warmup        time.Duration
 	size          int
@@ -95,6 +110,7 @@ func main() {
 func realMain() int {
 	bu.SetProgram("benchproduce")
 	var o options
+	flag.StringVar(&o.backend, "backend", backendKafka, "broker backend: kafka (kfakeserver, sarama direct) or rocketmq (rmqbroker test broker, rocketmq-client-go direct)")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "measured time per phase")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before each phase")
 	flag.IntVar(&o.size, "size", 1024, "message body bytes")
@@ -197,6 +213,10 @@ func (o *options) validate() error {
 		return errors.New("-retention-bytes must be > 0")
 	case o.asyncWindow < 0:
 		return errors.New("-async-window must be >= 0")
+	case o.backend != backendKafka && o.backend != backendRocketMQ:
+		return fmt.Errorf("-backend %q: want %s or %s", o.backend, backendKafka, backendRocketMQ)
+	case o.backend == backendRocketMQ && o.brokerPersist:
+		return errors.New("-broker-persist is for the Kafka backend")
 	}
 	return nil
 }
@@ -205,11 +225,12 @@ var logf = bu.Logf
 
 // stack is the running system under test.
 type stack struct {
-	zk, kafka, pproxy *bu.Proc
-	brokers           []string
-	proxyAddr         string
-	adminAddr         string
-	admin             *bu.BrokerAdmin
+	zk, broker, pproxy *bu.Proc // broker: kfakeserver or rmqbroker
+	brokers            []string // Kafka bootstrap addresses (Kafka backend)
+	nameServer         string   // RocketMQ NameServer (RocketMQ backend)
+	proxyAddr          string
+	adminAddr          string
+	admin              topicAdmin
 }
 
 // up builds the binaries and starts ZooKeeper, kfakeserver and pproxy.
@@ -218,11 +239,11 @@ func up(ctx context.Context, o *options, cl *bu.Cleanups, tmp string) (*stack, e
 	if err != nil {
 		return nil, err
 	}
-	ports, err := bu.FreePorts(4)
+	ports, err := bu.FreePorts(5)
 	if err != nil {
 		return nil, fmt.Errorf("free ports: %w", err)
 	}
-	zkPort, kafkaPort, proxyPort, adminPort := ports[0], ports[1], ports[2], ports[3]
+	zkPort, kafkaPort, proxyPort, adminPort, rmqBrokerPort := ports[0], ports[1], ports[2], ports[3], ports[4]
 	plan, err := bu.NewCPUPlan(o.pin, runtime.NumCPU())
 	if err != nil {
 		return nil, err
@@ -254,33 +275,72 @@ func up(ctx context.Context, o *options, cl *bu.Cleanups, tmp string) (*stack, e
 	cl.StopOnCleanup(s.zk)
 	logf("ZooKeeper serving on %s (pid %d)", zkAddr, s.zk.PID())
 
-	kDir, err := dir("kafka")
-	if err != nil {
-		return nil, err
-	}
-	data := ""
-	if o.brokerPersist {
-		data = filepath.Join(kDir, "data")
-	}
-	if s.kafka, err = bu.StartKafka(ctx, filepath.Join(bin, "kfakeserver"), kDir, kafkaPort, o.partitions, data, plan.Others); err != nil {
-		return nil, err
-	}
-	cl.StopOnCleanup(s.kafka)
-	if s.admin, err = bu.NewBrokerAdmin(s.brokers, o.topic); err != nil {
-		return nil, s.kafka.Failure(fmt.Errorf("admin client: %w", err))
-	}
-	cl.Push(s.admin.Close)
-	if err := s.admin.CreateTopic(o.partitions, o.retention); err != nil {
-		return nil, s.kafka.Failure(err)
-	}
-	logf("kfakeserver listening on %s (pid %d), topic %q with %d partitions (retention.bytes %d each), persist=%v",
-		s.brokers[0], s.kafka.PID(), o.topic, o.partitions, o.retention, o.brokerPersist)
-
 	instance := s.proxyAddr
-	if err := bu.SeedZK(zkAddr, bu.ZKChroot, map[string][]byte{
-		"/pproxy/" + instance: pproxyNode(instance, proxyPort, s.brokers, o.topic),
-		"/topic/" + o.topic:   topicNode(o.topic, instance),
-	}); err != nil {
+	var nodes map[string][]byte
+	if o.backend == backendRocketMQ {
+		rDir, err := dir("rmqbroker")
+		if err != nil {
+			return nil, err
+		}
+		root, err := bu.ModuleRoot(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := bu.BuildBinaries(ctx, root, bin, "./cmd/rmqbroker"); err != nil {
+			return nil, err
+		}
+		nsPort := kafkaPort
+		if s.broker, err = startRMQBroker(ctx, filepath.Join(bin, "rmqbroker"), rDir, nsPort, rmqBrokerPort, plan.Others); err != nil {
+			return nil, err
+		}
+		cl.StopOnCleanup(s.broker)
+		s.nameServer = "127.0.0.1:" + strconv.Itoa(nsPort)
+		brokerAddr := "127.0.0.1:" + strconv.Itoa(rmqBrokerPort)
+		adm, err := newRMQAdmin(ctx, brokerAddr, o.topic, o.partitions)
+		if err != nil {
+			return nil, s.broker.Failure(fmt.Errorf("admin client: %w", err))
+		}
+		cl.Push(adm.Close)
+		if err := adm.CreateTopic(); err != nil {
+			return nil, s.broker.Failure(err)
+		}
+		s.admin = adm
+		logf("rmqbroker (test broker) NameServer %s, %s on %s (pid %d), topic %q with %d queues",
+			s.nameServer, rmqBrokerName, brokerAddr, s.broker.PID(), o.topic, o.partitions)
+		nodes = map[string][]byte{
+			"/pproxy/" + instance: rmqPProxyNode(instance, proxyPort, s.nameServer, o.topic),
+			"/topic/" + o.topic:   rmqTopicNode(o.topic, instance),
+		}
+	} else {
+		kDir, err := dir("kafka")
+		if err != nil {
+			return nil, err
+		}
+		data := ""
+		if o.brokerPersist {
+			data = filepath.Join(kDir, "data")
+		}
+		if s.broker, err = bu.StartKafka(ctx, filepath.Join(bin, "kfakeserver"), kDir, kafkaPort, o.partitions, data, plan.Others); err != nil {
+			return nil, err
+		}
+		cl.StopOnCleanup(s.broker)
+		adm, err := bu.NewBrokerAdmin(s.brokers, o.topic)
+		if err != nil {
+			return nil, s.broker.Failure(fmt.Errorf("admin client: %w", err))
+		}
+		cl.Push(adm.Close)
+		if err := adm.CreateTopic(o.partitions, o.retention); err != nil {
+			return nil, s.broker.Failure(err)
+		}
+		s.admin = adm
+		logf("kfakeserver listening on %s (pid %d), topic %q with %d partitions (retention.bytes %d each), persist=%v",
+			s.brokers[0], s.broker.PID(), o.topic, o.partitions, o.retention, o.brokerPersist)
+		nodes = map[string][]byte{
+			"/pproxy/" + instance: pproxyNode(instance, proxyPort, s.brokers, o.topic),
+			"/topic/" + o.topic:   topicNode(o.topic, instance),
+		}
+	}
+	if err := bu.SeedZK(zkAddr, bu.ZKChroot, nodes); err != nil {
 		return nil, fmt.Errorf("seeding ZooKeeper: %w", err)
 	}
 
@@ -340,6 +400,47 @@ func bench(ctx context.Context, o *options, cl *bu.Cleanups) (*report, error) {
 		BrokerPersist: o.brokerPersist, LoadAvgAtStart: bu.LoadAvg(),
 	}
 	var specs []phaseSpec
+	if o.backend == backendRocketMQ {
+		var err error
+		if specs, err = rmqSpecs(o, s, body, cl); err != nil {
+			return nil, err
+		}
+	} else {
+		specs = kafkaSpecs(o, s, body)
+	}
+	rep.Backend = o.backend
+
+	ran := 0
+	for i := range specs {
+		sp := &specs[i]
+		if o.only != nil && !o.only.MatchString(sp.res.Name) {
+			continue
+		}
+		ran++
+		if err := runPhase(ctx, o, s, sp); err != nil {
+			return nil, fmt.Errorf("phase %s: %w", sp.res.Name, err)
+		}
+		rep.Phases = append(rep.Phases, sp.res)
+	}
+
+	if ran == 0 {
+		return nil, fmt.Errorf("-only %q matches no phase", o.only)
+	}
+	if kib, err := bu.ProcStatusKiB(s.pproxy.PID(), "VmHWM"); err == nil {
+		rep.PProxyPeakRSSMiB = float64(kib) / 1024
+	} else {
+		return nil, fmt.Errorf("pproxy peak RSS: %w", err)
+	}
+	if kib, err := bu.ProcStatusKiB(s.broker.PID(), "VmHWM"); err == nil {
+		rep.BrokerPeakRSSMiB = float64(kib) / 1024
+	}
+	finish(rep, o)
+	return rep, nil
+}
+
+// kafkaSpecs are the phases of the Kafka backend.
+func kafkaSpecs(o *options, s *stack, body []byte) []phaseSpec {
+	var specs []phaseSpec
 	proxyCounter := pproxyCounter(s.adminAddr)
 	for _, c := range []int{1, 64} {
 		cfg := directConfig()
@@ -376,32 +477,58 @@ func bench(ctx context.Context, o *options, cl *bu.Cleanups) (*report, error) {
 			},
 		})
 
-	ran := 0
-	for i := range specs {
-		sp := &specs[i]
-		if o.only != nil && !o.only.MatchString(sp.res.Name) {
-			continue
-		}
-		ran++
-		if err := runPhase(ctx, o, s, sp); err != nil {
-			return nil, fmt.Errorf("phase %s: %w", sp.res.Name, err)
-		}
-		rep.Phases = append(rep.Phases, sp.res)
-	}
+	return specs
+}
 
-	if ran == 0 {
-		return nil, fmt.Errorf("-only %q matches no phase", o.only)
+// rmqSpecs are the phases of the RocketMQ backend: the same pairs against
+// rocketmq-client-go (SendSync from C goroutines sharing one producer;
+// SendAsync with the same in-flight bound as the batch phase).
+func rmqSpecs(o *options, s *stack, body []byte, cl *bu.Cleanups) ([]phaseSpec, error) {
+	var specs []phaseSpec
+	proxyCounter := rmqPProxyCounter(s.adminAddr)
+	for _, c := range []int{1, 64} {
+		d, err := newRMQDirect(s.nameServer)
+		if err != nil {
+			return nil, fmt.Errorf("rocketmq-client-go producer: %w", err)
+		}
+		cl.Push(d.close)
+		specs = append(specs,
+			phaseSpec{
+				res: phaseResult{Name: fmt.Sprintf("direct-sync-%d", c), Path: "direct", API: "rocketmq-client-go SendSync",
+					Concurrency: c, LatencyUnit: "call"},
+				counter: d.counter(),
+				prepare: func() ([]callFunc, func(), error) { return rmqDirectSync(d, o.topic, body, c) },
+			},
+			phaseSpec{
+				res: phaseResult{Name: fmt.Sprintf("proxy-sync-%d", c), Path: "pproxy", API: "sendSync",
+					Concurrency: c, LatencyUnit: "call"},
+				counter: proxyCounter,
+				prepare: func() ([]callFunc, func(), error) { return proxySync(s.proxyAddr, o.topic, body, c) },
+			})
 	}
-	if kib, err := bu.ProcStatusKiB(s.pproxy.PID(), "VmHWM"); err == nil {
-		rep.PProxyPeakRSSMiB = float64(kib) / 1024
-	} else {
-		return nil, fmt.Errorf("pproxy peak RSS: %w", err)
+	d, err := newRMQDirect(s.nameServer)
+	if err != nil {
+		return nil, fmt.Errorf("rocketmq-client-go producer: %w", err)
 	}
-	if kib, err := bu.ProcStatusKiB(s.kafka.PID(), "VmHWM"); err == nil {
-		rep.BrokerPeakRSSMiB = float64(kib) / 1024
-	}
-	finish(rep, o)
-	return rep, nil
+	cl.Push(d.close)
+	specs = append(specs,
+		phaseSpec{
+			res: phaseResult{Name: "direct-async", Path: "direct", API: "rocketmq-client-go SendAsync",
+				Concurrency: 1, Window: o.asyncWindow, LatencyUnit: "message"},
+			counter: d.counter(),
+			open: func(ctx context.Context, w window) (*recorder, error) {
+				return runRMQDirectAsync(ctx, w, d, o.topic, body, o.asyncWindow)
+			},
+		},
+		phaseSpec{
+			res: phaseResult{Name: fmt.Sprintf("proxy-batch-%d", o.batch), Path: "pproxy", API: "sendBatchSync",
+				Concurrency: o.batchConns, Batch: o.batch, LatencyUnit: "batch call"},
+			counter: proxyCounter,
+			prepare: func() ([]callFunc, func(), error) {
+				return proxyBatch(s.proxyAddr, o.topic, body, o.batchConns, o.batch)
+			},
+		})
+	return specs, nil
 }
 
 // runPhase measures one phase and fills sp.res.
@@ -432,12 +559,12 @@ func runPhase(ctx context.Context, o *options, s *stack, sp *phaseSpec) error {
 	defer teardown()
 
 	type sample struct {
-		pproxy, kafka, zk, self, machine time.Duration
-		reqs, recs                       float64
-		counted                          bool
+		pproxy, broker, zk, self, machine time.Duration
+		reqs, recs                        float64
+		counted                           bool
 	}
 	take := func() sample {
-		smp := sample{pproxy: bu.CPUTime(s.pproxy.PID()), kafka: bu.CPUTime(s.kafka.PID()), zk: bu.CPUTime(s.zk.PID()),
+		smp := sample{pproxy: bu.CPUTime(s.pproxy.PID()), broker: bu.CPUTime(s.broker.PID()), zk: bu.CPUTime(s.zk.PID()),
 			self: bu.CPUTime(os.Getpid()), machine: bu.MachineBusy()}
 		if sp.counter != nil {
 			smp.reqs, smp.recs, smp.counted = sp.counter()
@@ -479,8 +606,8 @@ func runPhase(ctx context.Context, o *options, s *stack, sp *phaseSpec) error {
 	if s.pproxy.Exited() {
 		return s.pproxy.Failure(fmt.Errorf("exited during the phase: %v", s.pproxy.WaitErr))
 	}
-	if s.kafka.Exited() {
-		return s.kafka.Failure(fmt.Errorf("exited during the phase: %v", s.kafka.WaitErr))
+	if s.broker.Exited() {
+		return s.broker.Failure(fmt.Errorf("exited during the phase: %v", s.broker.WaitErr))
 	}
 	if profErr != nil {
 		logf("  CPU profile: %v", profErr)
@@ -495,15 +622,15 @@ func runPhase(ctx context.Context, o *options, s *stack, sp *phaseSpec) error {
 		return fmt.Errorf("%w (errors %d, first: %s)", errNoSuccess, rec.errs, first)
 	}
 	pct := func(d time.Duration) float64 { return 100 * d.Seconds() / o.duration.Seconds() }
-	stackCPU := (after.pproxy - before.pproxy) + (after.kafka - before.kafka) + (after.zk - before.zk) + (after.self - before.self)
+	stackCPU := (after.pproxy - before.pproxy) + (after.broker - before.broker) + (after.zk - before.zk) + (after.self - before.self)
 	if res.Path == "direct" { // pproxy idles meanwhile; its few ticks are not part of the direct path
 		stackCPU -= after.pproxy - before.pproxy
 	}
 	res.CPU = cpuShare{
-		PProxy: pct(after.pproxy - before.pproxy), Broker: pct(after.kafka - before.kafka),
+		PProxy: pct(after.pproxy - before.pproxy), Broker: pct(after.broker - before.broker),
 		ZK: pct(after.zk - before.zk), Bench: pct(after.self - before.self),
 		Machine: pct(after.machine - before.machine),
-		Other:   max(0, pct(after.machine-before.machine)-pct((after.pproxy-before.pproxy)+(after.kafka-before.kafka)+(after.zk-before.zk)+(after.self-before.self))),
+		Other:   max(0, pct(after.machine-before.machine)-pct((after.pproxy-before.pproxy)+(after.broker-before.broker)+(after.zk-before.zk)+(after.self-before.self))),
 	}
 	if before.counted && after.counted && after.reqs > before.reqs {
 		res.ProduceReqsPerSec = (after.reqs - before.reqs) / o.duration.Seconds()
@@ -595,12 +722,12 @@ func finish(rep *report, o *options) {
 	if o.brokerPersist {
 		persist = "persisted to a temp dir with an fsync per produce batch (kfakeserver -data-dir)"
 	}
-	layout := fmt.Sprintf("%d CPU cores shared by ZooKeeper, kfakeserver, pproxy and this load generator: the figures are "+
+	layout := fmt.Sprintf("%d CPU cores shared by ZooKeeper, the broker, pproxy and this load generator: the figures are "+
 		"for the whole stack on one box. The direct path has no pproxy competing for the cores, so ratios\n"+
 		"understate what pproxy would reach on a machine of its own (try -pin); the CPU%% columns (100 = one core) "+
 		"show where the time went.", rep.CPUs)
 	if o.pin {
-		layout = fmt.Sprintf("-pin: pproxy alone on CPU %d; ZooKeeper, kfakeserver and this load generator share the "+
+		layout = fmt.Sprintf("-pin: pproxy alone on CPU %d; ZooKeeper, the broker and this load generator share the "+
 			"other %d CPU(s) in every phase, so client and broker capacity is the same on both paths.\n"+
 			"pproxy runs with GOMAXPROCS=1 then. Caveat: the direct path stays on one CPU while pproxy's traffic "+
 			"crosses CPUs (wake-ups by inter-processor interrupt, costly in a VM).", rep.CPUs-1, rep.CPUs-1)
@@ -619,8 +746,18 @@ func finish(rep *report, o *options) {
 		"Latency: per call, from the recorded durations of calls completing in the measured window (nearest-rank percentiles).",
 		"CPU µs/msg: CPU time of the stack's processes (generator, broker, ZooKeeper, and pproxy on pproxy phases) per message " +
 			"delivered. idle: approximate (tick-sampled /proc/stat).\n" +
-			"Kafka req/s, rec/req: produce requests of the phase's producer and records per request (sarama's metrics; " +
-			"pproxy's /metrics).",
+			"req/s, msg/req: produce requests of the phase's producer and messages per request (sarama's metrics or the " +
+			"load generator's count; pproxy's /metrics).",
+	}
+	if o.backend == backendRocketMQ {
+		rep.Notes[1] = "Broker: rmqbroker (the project's RocketMQ-protocol TEST broker, in memory; not RocketMQ), one NameServer " +
+			"and one broker name in one process; the topic is deleted and recreated between phases."
+		rep.Notes[2] = fmt.Sprintf("Messages: %d B random bodies, no key; %d queues. Direct: rocketmq-client-go v2.1.2 with a random "+
+			"queue selector, no client retries; pproxy partitionId -2 (random), rocketmqProducers 1, auto-batch off.", o.size, o.partitions)
+		rep.Notes[3] = fmt.Sprintf("Batch vs async: pproxy sendBatchSync(%d) from %d connections (≤ %d messages in flight; each call "+
+			"is one SEND_BATCH_MESSAGE to one random queue) against one rocketmq-client-go producer's SendAsync with the same "+
+			"in-flight bound (%d),\none SEND_MESSAGE per message. Batch latency is per batch call, async latency per message, "+
+			"so only throughput is compared.", o.batch, o.batchConns, o.batch*o.batchConns, o.asyncWindow)
 	}
 	for _, p := range rep.Phases {
 		if p.CPU.Other > 25 {

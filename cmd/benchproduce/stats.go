@@ -144,6 +144,7 @@ type verdict struct {
 }
 
 type report struct {
+	Backend          string        `json:"backend"`
 	Started          time.Time     `json:"started"`
 	GoVersion        string        `json:"goVersion"`
 	CPUs             int           `json:"cpus"`
@@ -183,7 +184,7 @@ func compare(name string, direct, proxy *phaseResult, latencyComparable bool) co
 
 func printTable(w io.Writer, r *report) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\tpath\tconc\tmsgs/s\tcalls/s\tp50 ms\tp99 ms\tmax ms\terrors\tCPU% pproxy\tbroker\tbench\tzk\tidle\tCPU µs/msg\tKafka req/s\trec/req\tlatency of\t")
+	fmt.Fprintln(tw, "phase\tpath\tconc\tmsgs/s\tcalls/s\tp50 ms\tp99 ms\tmax ms\terrors\tCPU% pproxy\tbroker\tbench\tzk\tidle\tCPU µs/msg\treq/s\tmsg/req\tlatency of\t")
 	for _, p := range r.Phases {
 		conc := fmt.Sprint(p.Concurrency)
 		if p.Batch > 0 {

@@ -12,6 +12,14 @@ import (
 	"github.com/ddmq-go/carrera/internal/ratelimit"
 )
 
+// batchProducer is implemented by producers that send the records of one
+// (topic, queue) as batch requests (RocketMQ's SEND_BATCH_MESSAGE,
+// behaviour.md §1.10): recs share a topic and a target; done is called once
+// with the first failure (nothing after it is sent) or nil.
+type batchProducer interface {
+	ProduceBatch(ctx context.Context, recs []*mq.Record, done func(error))
+}
+
 // groupKey identifies one ordered stream of a batch: (cluster, topic, partition).
 type groupKey struct {
 	cluster string
@@ -128,8 +136,11 @@ func (h *Handler) sendBatch(ctx context.Context, snap *config.PProxySnapshot, ms
 
 	// Each group's records are handed to its producer in request order;
 	// the adapter stores records of one (topic, partition) in call order.
-	// Groups proceed concurrently. Every record is awaited (bounded by the
-	// batch timeout) so the answer reflects what was stored.
+	// A producer with batch requests (RocketMQ) gets the whole group at
+	// once and sends it as SEND_BATCH_MESSAGE requests, each after the
+	// previous succeeded. Groups proceed concurrently. Every record is
+	// awaited (bounded by the batch timeout) so the answer reflects what
+	// was stored.
 	type outcome struct {
 		idx int
 		err error
@@ -139,17 +150,25 @@ func (h *Handler) sendBatch(ctx context.Context, snap *config.PProxySnapshot, ms
 		total += len(groups[k].recs)
 	}
 	results := make(chan outcome, total)
-	idx := 0
+	idx, expected := 0, 0
 	for _, k := range order {
 		g := groups[k]
+		if bp, ok := g.p.(batchProducer); ok {
+			i := idx
+			idx += len(g.recs)
+			expected++
+			bp.ProduceBatch(ctx, g.recs, func(err error) { results <- outcome{i, err} })
+			continue
+		}
 		for _, rec := range g.recs {
 			i := idx
 			idx++
+			expected++
 			g.p.Produce(ctx, rec, func(err error) { results <- outcome{i, err} })
 		}
 	}
 	errs := make([]error, total)
-	for range total {
+	for range expected {
 		select {
 		case o := <-results:
 			errs[o.idx] = o.err

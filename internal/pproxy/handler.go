@@ -220,7 +220,7 @@ func (h *Handler) deliver(ctx context.Context, m *producer.Message, rec *mq.Reco
 		return code
 	}
 	rec.Target = target
-	p.Produce(ctx, rec, func(err error) { done <- err })
+	produceFirst(ctx, p, tv, rec, func(err error) { done <- err })
 
 	select {
 	case err := <-done:
@@ -249,6 +249,26 @@ func (h *Handler) deliver(ctx context.Context, m *producer.Message, rec *mq.Reco
 		h.log.Warn("send failed", zap.String("topic", m.Topic), zap.String("reason", "proxy-side timeout after retry"))
 		return FailTimeout
 	}
+}
+
+// autoBatchProducer is implemented by producers that can coalesce single
+// sends of one (topic, queue) into batch requests (RocketMQ auto-batch,
+// behaviour.md §1.11); they fall back to a plain send when auto-batching
+// is off or the record is not eligible.
+type autoBatchProducer interface {
+	ProduceAutoBatch(ctx context.Context, rec *mq.Record, done func(error))
+}
+
+// produceFirst sends the first attempt of a single send: through the
+// auto-batcher when the topic allows it and the producer has one.
+func produceFirst(ctx context.Context, p mq.Producer, tv *config.TopicView, rec *mq.Record, done func(error)) {
+	if tv.Config.AutoBatch {
+		if ab, ok := p.(autoBatchProducer); ok {
+			ab.ProduceAutoBatch(ctx, rec, done)
+			return
+		}
+	}
+	p.Produce(ctx, rec, done)
 }
 
 func (h *Handler) outcome(m *producer.Message, err error) Code {

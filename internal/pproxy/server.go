@@ -16,6 +16,7 @@ import (
 	"github.com/ddmq-go/carrera/internal/daemon"
 	"github.com/ddmq-go/carrera/internal/mq"
 	"github.com/ddmq-go/carrera/internal/mq/kafka"
+	"github.com/ddmq-go/carrera/internal/mq/rocketmq"
 	"github.com/ddmq-go/carrera/internal/thriftserver"
 	"github.com/ddmq-go/carrera/internal/zkconf"
 )
@@ -120,11 +121,15 @@ func Run(ctx context.Context, o Options) error {
 }
 
 // producerSpecs derives the wanted producers from a snapshot: one per Kafka
-// cluster when useKafka (RocketMQ: issue 4). The fingerprint is the
-// cluster's JSON plus the instance count.
+// cluster when useKafka, one per RocketMQ cluster when useRocketmq. The
+// fingerprint is the cluster's JSON plus the instance count (RocketMQ: plus
+// the auto-batch settings).
 func producerSpecs(snap *config.PProxySnapshot, reg prometheus.Registerer, log *zap.Logger) map[string]ClusterSpec {
 	cc := snap.Node.CarreraConfiguration
 	specs := map[string]ClusterSpec{}
+	if cc.UseRocketmq {
+		rocketmqSpecs(snap, specs, reg, log)
+	}
 	if !cc.UseKafka {
 		return specs
 	}
@@ -161,6 +166,68 @@ func producerSpecs(snap *config.PProxySnapshot, reg prometheus.Registerer, log *
 		}}
 	}
 	return specs
+}
+
+// rocketmqSpecs adds one spec per RocketMQ cluster to specs.
+func rocketmqSpecs(snap *config.PProxySnapshot, specs map[string]ClusterSpec, reg prometheus.Registerer, log *zap.Logger) {
+	cc := snap.Node.CarreraConfiguration
+	var ab *rocketmq.AutoBatchOptions
+	if cc.UseAutoBatch && cc.AutoBatch != nil {
+		a := cc.AutoBatch
+		ab = &rocketmq.AutoBatchOptions{
+			MaxBytes: a.MaxBathBytes, ThresholdBytes: a.DoBatchThresholdBytes, MaxMessages: a.MaxBatchMessagesNumber,
+			Wait: time.Duration(a.BatchWaitMills) * time.Millisecond, MaxInflight: a.MaxEncodeWorkerForEachBroker,
+			Timeout: batchTimeout,
+		}
+	}
+	for name, rc := range cc.RocketmqConfigurationMap {
+		fp, _ := json.Marshal(struct {
+			C  config.RocketmqConfiguration
+			N  int
+			AB *rocketmq.AutoBatchOptions
+		}{rc, cc.RocketmqProducers, ab})
+		topics := servedOn(snap, name)
+		group := "" // the adapter's default prefix
+		if rc.GroupPrefix != "" {
+			group = rc.GroupPrefix + name
+		}
+		opts := rocketmq.Options{
+			Cluster: name, NameServers: rc.NamesrvAddrs, Group: group,
+			Instances:      cc.RocketmqProducers,
+			SendTimeout:    time.Duration(rc.SendMsgTimeout) * time.Millisecond,
+			BatchTimeout:   batchTimeout,
+			CompressOver:   rc.CompressMsgBodyOverHowmuch,
+			MaxMessageSize: rc.MaxMessageSize,
+			RouteRefresh:   time.Duration(rc.PollNameServerInterval) * time.Millisecond,
+			AutoBatch:      ab,
+			Registerer:     reg,
+		}
+		if rc.RetryTimesWhenSendFailed != 0 {
+			log.Info("rocketmq: retryTimesWhenSendFailed is ignored: the proxy's own single retry replaces client retries",
+				zap.String("cluster", name), zap.Int("retryTimesWhenSendFailed", rc.RetryTimesWhenSendFailed))
+		}
+		specs[name] = ClusterSpec{Fingerprint: string(fp), Build: func(ctx context.Context) (mq.Producer, error) {
+			p, err := rocketmq.NewProducer(opts, log.Named("rocketmq"))
+			if err != nil {
+				return nil, err
+			}
+			if cc.WarmUpFetchTopicRouteInfo {
+				warmUp(ctx, p, name, topics, log)
+			}
+			return p, nil
+		}}
+	}
+}
+
+// warmUp fetches the metadata/route of every topic (behaviour.md §1.1 step 5).
+func warmUp(ctx context.Context, p mq.Producer, cluster string, topics []string, log *zap.Logger) {
+	for _, t := range topics {
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if _, err := p.Resolve(wctx, t, mq.Selector{PartitionID: -2}); err != nil {
+			log.Warn("warm-up: no metadata for topic", zap.String("cluster", cluster), zap.String("topic", t), zap.Error(err))
+		}
+		cancel()
+	}
 }
 
 // servedOn lists the served topics that have cluster among their candidates.

@@ -53,6 +53,14 @@ type Blocker interface {
 	Block(t testing.TB) (release func())
 }
 
+// ExplicitWrapper is optionally implemented by a Reader whose backend maps
+// an explicit partition id at or beyond the partition count to id mod
+// count (RocketMQ, behaviour.md §1.5) instead of failing with
+// mq.ErrTopicNotExist (Kafka).
+type ExplicitWrapper interface {
+	ExplicitWraps() bool
+}
+
 // Timeout bounds every wait of the suite.
 const Timeout = 20 * time.Second
 
@@ -273,7 +281,15 @@ func testSelectorExplicit(t *testing.T, p mq.Producer, r Reader) {
 			}
 		}
 	}
+	w, ok := r.(ExplicitWrapper)
+	wraps := ok && w.ExplicitWraps()
 	for _, part := range []int32{n, n + 1, math.MaxInt32} {
+		if wraps {
+			if tg := resolve(t, p, topic, mq.Selector{PartitionID: part}); tg.Partition != part%n {
+				t.Errorf("PartitionID %d of %d resolved to %d, want %d", part, n, tg.Partition, part%n)
+			}
+			continue
+		}
 		_, err := p.Resolve(ctxT(t), topic, mq.Selector{PartitionID: part})
 		wantIs(t, fmt.Sprintf("PartitionID %d of %d", part, n), err, mq.ErrTopicNotExist)
 	}

@@ -340,8 +340,20 @@ func (l *LowLevel) fetchOne(ctx context.Context, snap *config.CProxySnapshot, f 
 			zap.String("qid", qid), zap.Int64("offset", start), zap.Error(err))
 		next, msgs = start, nil
 	}
+	skipPressure := !pressureTraffic(snap, f.key.group, o)
 	for _, d := range msgs {
+		if skipPressure && d.IsPressureTraffic() {
+			continue
+		}
 		qr.Messages = append(qr.Messages, toThrift(d))
+	}
+	if len(msgs) > 0 && len(qr.Messages) == 0 && next > start {
+		// Everything read was pressure traffic: store the next offset as
+		// the group's position (behaviour.md §2.11), as an ack would.
+		f.mu.Lock()
+		o.claim.Commit(mq.CommittedOffset{Offset: next})
+		o.committed = next
+		f.mu.Unlock()
 	}
 	qr.NextRequestOffset = &next
 	f.mu.Lock()
@@ -397,6 +409,17 @@ func tagExpr(snap *config.CProxySnapshot, group string, o *owned) string {
 		}
 	}
 	return "*"
+}
+
+// pressureTraffic reports whether o's subscription delivers messages
+// flagged isPressureTraffic=true (default false: they are skipped).
+func pressureTraffic(snap *config.CProxySnapshot, group string, o *owned) bool {
+	if u, ok := snap.Unit(group, o.cluster); ok {
+		if s, ok := u.Subscription(o.topic); ok {
+			return s.Config.PressureTraffic
+		}
+	}
+	return false
 }
 
 // maxPullBatch is the subscription's maxPullBatchSize of o's topic.

@@ -2,6 +2,7 @@ package mq
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -34,6 +35,18 @@ type SendBacker interface {
 	// redelivery. nil means the broker stored it; the caller may then
 	// finish d's offset.
 	SendBack(ctx context.Context, group string, d *Delivery) error
+}
+
+// PressureTrafficProperty is the message property that marks load-test
+// traffic (wire-contract.md §8.1); a subscription with pressureTraffic
+// false skips such messages.
+const PressureTrafficProperty = "isPressureTraffic"
+
+// IsPressureTraffic reports whether d carries isPressureTraffic=true (any
+// case).
+func (d *Delivery) IsPressureTraffic() bool {
+	v, ok := d.Properties[PressureTrafficProperty]
+	return ok && strings.EqualFold(v, "true")
 }
 
 // CommittedOffset is a group's stored position in one partition: Offset is

@@ -403,6 +403,13 @@ func (e *Engine) admit(p *part, d *mq.Delivery) bool {
 		}
 		return true
 	}
+	if !s.PressureTraffic && d.IsPressureTraffic() {
+		// Filtered before the chain (behaviour.md §2.4): finished at once.
+		p.tracker.Done(d.Offset)
+		ut.tm.filtered.Inc()
+		e.scheduleCommitLocked(p, now)
+		return true
+	}
 	if p.tracker.Committable() != before {
 		e.scheduleCommitLocked(p, now) // moved over a gap
 	}

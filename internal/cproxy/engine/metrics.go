@@ -25,6 +25,7 @@ type metrics struct {
 	deadLettered  *prometheus.CounterVec // topic
 	deadLetterErr *prometheus.CounterVec // topic
 	truncated     *prometheus.CounterVec // topic
+	filtered      *prometheus.CounterVec // topic
 	inFlight      *prometheus.GaugeVec   // topic
 	buffered      *prometheus.GaugeVec   // topic
 	ignored       prometheus.Counter
@@ -50,6 +51,7 @@ func newMetrics(group string, reg prometheus.Registerer) *metrics {
 		deadLettered:  counter("cproxy_dead_lettered_total", "Exhausted messages published to the dead-letter topic.", "topic"),
 		deadLetterErr: counter("cproxy_dead_letter_failures_total", "Failed dead-letter publish attempts (retried).", "topic"),
 		truncated:     counter("cproxy_commit_metadata_truncated_total", "Commits whose finished-offset metadata did not fit (duplicates possible after a restart).", "topic"),
+		filtered:      counter("cproxy_filtered_total", "Messages finished without delivery (isPressureTraffic=true on a subscription without pressureTraffic).", "topic"),
 		inFlight:      gauge("cproxy_pull_in_flight", "Messages handed out and not yet acknowledged.", "topic"),
 		buffered:      gauge("cproxy_pull_buffered", "Unfinished messages not in flight (ready, waiting for a retry, for their key, or for the dead-letter topic).", "topic"),
 		ignored: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
@@ -87,7 +89,7 @@ type topicMetrics struct {
 	redeliverTimeout, redeliverNack prometheus.Counter
 	dropTimeout, dropNack           prometheus.Counter
 	deadLettered, deadLetterErr     prometheus.Counter
-	truncated                       prometheus.Counter
+	truncated, filtered             prometheus.Counter
 	inFlight, buffered              prometheus.Gauge
 }
 
@@ -103,6 +105,7 @@ func (m *metrics) topic(t string) *topicMetrics {
 		deadLettered:     m.deadLettered.WithLabelValues(t),
 		deadLetterErr:    m.deadLetterErr.WithLabelValues(t),
 		truncated:        m.truncated.WithLabelValues(t),
+		filtered:         m.filtered.WithLabelValues(t),
 		inFlight:         m.inFlight.WithLabelValues(t),
 		buffered:         m.buffered.WithLabelValues(t),
 	}

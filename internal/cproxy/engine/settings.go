@@ -57,6 +57,10 @@ type Settings struct {
 	// topic (through Options.DeadLetter) before their offset is released;
 	// empty = the drop policy.
 	DeadLetterTopic string
+	// PressureTraffic delivers messages flagged isPressureTraffic=true; when
+	// false (the default, as UpstreamTopic.pressureTraffic) they finish as
+	// filtered without being handed out.
+	PressureTraffic bool
 }
 
 // SettingsFor derives the engine settings of a subscription unit.
@@ -71,6 +75,7 @@ func SettingsFor(u *config.UpstreamTopic) Settings {
 		MaxTps:           u.MaxTps,
 		TotalMaxTps:      u.TotalMaxTps,
 		Order:            u.OrderKind(),
+		PressureTraffic:  u.PressureTraffic,
 	}
 	if u.DLQEnabled() {
 		s.DeadLetterTopic = u.DeadLetterTopic

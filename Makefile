@@ -103,6 +103,12 @@ bench-produce:
 bench-consume:
 	$(GO) run ./cmd/benchconsume $(BENCH_ARGS)
 
+# Delay service: through-proxy and direct ingest rate, store size, RSS vs
+# pending, fire lateness. e.g. make bench-delay BENCH_ARGS='-n 200000 -direct-n 200000 -spread 1m'
+.PHONY: bench-delay
+bench-delay:
+	$(GO) run ./cmd/benchdelay $(BENCH_ARGS)
+
 .PHONY: lint
 lint:
 	@if command -v golangci-lint >/dev/null 2>&1; then \

@@ -2,17 +2,15 @@ package pproxy
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"go.uber.org/zap"
 
 	"github.com/ddmq-go/carrera/gen-go/carrera/producer"
+	"github.com/ddmq-go/carrera/internal/chronos/bodyext"
 	"github.com/ddmq-go/carrera/internal/config"
 	"github.com/ddmq-go/carrera/internal/javastr"
 	"github.com/ddmq-go/carrera/internal/mq"
@@ -36,32 +34,6 @@ var (
 	cancelIDPattern = regexp.MustCompile(`^\d{10}-\d-\d{10}-\d+-\d+-\d+-\d+-[0-9a-z]{8}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{12}$`)
 	uuidPattern     = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 )
-
-// bodyExt is the inner message body (wire-contract.md §7). Keys are in the
-// order DDMQ writes them; absent values are omitted.
-type bodyExt struct {
-	Action         int32             `json:"action"`
-	Body           *string           `json:"body,omitempty"`
-	BodyBase64     string            `json:"bodyBase64,omitempty"`
-	Properties     map[string]string `json:"properties,omitempty"`
-	Tags           string            `json:"tags,omitempty"`
-	Topic          string            `json:"topic"`
-	UniqDelayMsgID string            `json:"uniqDelayMsgId"`
-}
-
-// encodeBodyExt builds the inner body; non-UTF-8 bodies travel as base64
-// (defect #6 is not reproduced).
-func encodeBodyExt(topic, id string, action int32, body []byte, tags string, props map[string]string) []byte {
-	ext := bodyExt{Action: action, Properties: props, Tags: tags, Topic: topic, UniqDelayMsgID: id}
-	if utf8.Valid(body) {
-		s := string(body)
-		ext.Body = &s
-	} else {
-		ext.BodyBase64 = base64.StdEncoding.EncodeToString(body)
-	}
-	b, _ := json.Marshal(ext) // cannot fail: strings and a string map only
-	return b
-}
 
 // innerSeq is the inner-topic sequence of a hash: floor modulo, never
 // negative (defect #4 is not reproduced).
@@ -217,7 +189,9 @@ func (h *Handler) delayOne(ctx context.Context, snap *config.PProxySnapshot, dm 
 	inner := &producer.Message{
 		Topic: prefix + strconv.Itoa(seq), Key: id, Tags: dm.Tags, PartitionId: -1, HashId: hash,
 	}
-	body := encodeBodyExt(dm.Topic, id, dm.Action, dm.Body, dm.Tags, dm.Properties)
+	// BodyExt; non-UTF-8 bodies travel as base64 (defect #6 is not
+	// reproduced). The delay service decodes it with the same package.
+	body := bodyext.Encode(dm.Topic, id, dm.Action, dm.Body, dm.Tags, dm.Properties)
 	if javastr.Len(inner.Key) > maxKeyChars || len(body) > snap.MaxBodyBytes(inner.Topic) {
 		return FailIllegalMsg, echo
 	}

@@ -1,8 +1,6 @@
 package pproxy
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"math"
 	"strings"
 	"testing"
@@ -21,21 +19,6 @@ func TestInnerSeqNeverNegative(t *testing.T) {
 	// Floor modulo, not |x| mod n: -1 mod 3 = 2.
 	if s := innerSeq(-1, 3); s != 2 {
 		t.Fatalf("innerSeq(-1, 3) = %d, want 2", s)
-	}
-}
-
-func TestBodyExtUTF8AndBinary(t *testing.T) {
-	var ext map[string]any
-	_ = json.Unmarshal(encodeBodyExt("t", "id", 1, []byte(`{"orderId":42}`), "", nil), &ext)
-	if ext["body"] != `{"orderId":42}` || ext["bodyBase64"] != nil || ext["tags"] != nil || ext["properties"] != nil {
-		t.Fatalf("utf-8 body ext %v", ext)
-	}
-	bin := []byte{0, 0xff, 0x80}
-	ext = nil
-	_ = json.Unmarshal(encodeBodyExt("t", "id", 1, bin, "tg", map[string]string{"a": "b"}), &ext)
-	raw, _ := base64.StdEncoding.DecodeString(ext["bodyBase64"].(string))
-	if string(raw) != string(bin) || ext["body"] != nil || ext["tags"] != "tg" {
-		t.Fatalf("binary body ext %v", ext)
 	}
 }
 

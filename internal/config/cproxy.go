@@ -33,6 +33,10 @@ const (
 	// KafkaBootstrapServersKey is the extra property holding the
 	// comma-separated broker list of a cproxy Kafka cluster.
 	KafkaBootstrapServersKey = "bootstrap.servers"
+	// KafkaAutoOffsetResetKey is the extra property choosing where a group
+	// without a committed offset starts: "latest" (default; also "largest",
+	// "newest") or "earliest" (also "smallest", "oldest").
+	KafkaAutoOffsetResetKey = "auto.offset.reset"
 
 	// consumeFromWhere values (§5.3).
 	ConsumeFromLastOffset  = "CONSUME_FROM_LAST_OFFSET"
@@ -482,6 +486,9 @@ func (c *KafkaConsumerConfiguration) Validate() error {
 	if c.AutoCommitInterval <= 0 {
 		p.addf("autoCommitInterval must be > 0, got %d", c.AutoCommitInterval)
 	}
+	if raw, ok := c.Extra[KafkaAutoOffsetResetKey]; ok && c.InitialOffset() == "" {
+		p.addf("extra[%q] must be earliest or latest, got %q", KafkaAutoOffsetResetKey, raw)
+	}
 	if raw, ok := c.Extra[KafkaBootstrapServersKey]; ok {
 		servers := c.BootstrapServers()
 		if len(servers) == 0 {
@@ -494,6 +501,23 @@ func (c *KafkaConsumerConfiguration) Validate() error {
 		}
 	}
 	return p.err()
+}
+
+// InitialOffset returns where groups without a committed offset start, from
+// extra["auto.offset.reset"]: "oldest", "newest" (also when the key is
+// absent), or "" for a value that is neither.
+func (c *KafkaConsumerConfiguration) InitialOffset() string {
+	raw, ok := c.Extra[KafkaAutoOffsetResetKey]
+	if !ok {
+		return "newest"
+	}
+	switch strings.ToLower(strings.TrimSpace(raw)) {
+	case "earliest", "smallest", "oldest":
+		return "oldest"
+	case "latest", "largest", "newest":
+		return "newest"
+	}
+	return ""
 }
 
 // BootstrapServers returns the broker addresses of extra["bootstrap.servers"]

@@ -341,3 +341,26 @@ func FuzzParseCProxyConfig(f *testing.F) {
 		}
 	})
 }
+
+func TestKafkaInitialOffset(t *testing.T) {
+	for _, tc := range []struct {
+		extra map[string]string
+		want  string
+		valid bool
+	}{
+		{nil, "newest", true},
+		{map[string]string{"auto.offset.reset": "earliest"}, "oldest", true},
+		{map[string]string{"auto.offset.reset": " Smallest "}, "oldest", true},
+		{map[string]string{"auto.offset.reset": "largest"}, "newest", true},
+		{map[string]string{"auto.offset.reset": "latest"}, "newest", true},
+		{map[string]string{"auto.offset.reset": "none"}, "", false},
+	} {
+		c := KafkaConsumerConfiguration{ZookeeperAddr: "zk:2181", AutoCommitInterval: 1000, Extra: tc.extra}
+		if got := c.InitialOffset(); got != tc.want {
+			t.Errorf("%v: InitialOffset %q, want %q", tc.extra, got, tc.want)
+		}
+		if err := c.Validate(); (err == nil) != tc.valid {
+			t.Errorf("%v: Validate() = %v, want valid=%v", tc.extra, err, tc.valid)
+		}
+	}
+}

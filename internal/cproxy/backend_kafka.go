@@ -51,6 +51,7 @@ func (b *kafkaBackend) GroupConsumer(u *config.UnitView) (mq.GroupConsumer, erro
 	}
 	return kafka.NewGroupConsumer(kafka.ConsumerOptions{
 		Cluster: u.Key.Cluster, Brokers: brokers, Group: u.Key.Group, Topics: u.Topics(),
+		InitialOffset:  u.Kafka.InitialOffset(),
 		SessionTimeout: b.timings.SessionTimeout, HeartbeatInterval: b.timings.HeartbeatInterval,
 		RebalanceTimeout: b.timings.RebalanceTimeout, CommitInterval: b.timings.CommitInterval,
 		FetchMaxWait: b.timings.FetchMaxWait,

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# build.sh [pproxy|cproxy ...] - build the proxies for deployment into output/:
+# build.sh [pproxy|cproxy|chronos ...] - build the daemons for deployment into output/:
 #
-#   output/bin/<binary>   pproxy, and cproxy once cmd/cproxy exists
+#   output/bin/<binary>   pproxy, cproxy, chronos
 #   output/conf/          a copy of conf/ (carrera.yaml for pproxy, cproxy.yaml for cproxy)
-#   output/control.sh     control.sh <pproxy|cproxy> start|stop|restart|status
+#   output/control.sh     control.sh <pproxy|cproxy|chronos> start|stop|restart|status
 #
 # Without arguments everything is built and output/ is recreated; with
 # arguments only those binaries are rebuilt (conf/ and control.sh are always
@@ -15,17 +15,16 @@ OUT=output
 VERSION=$(git describe --always --dirty 2>/dev/null || echo unknown)
 
 if (($# == 0)); then
-	targets=(pproxy)
-	[[ -d cmd/cproxy ]] && targets+=(cproxy)
+	targets=(pproxy cproxy chronos)
 	rm -rf "$OUT"
 else
 	targets=("$@")
 fi
 for t in "${targets[@]}"; do
 	case $t in
-	pproxy | cproxy) ;;
+	pproxy | cproxy | chronos) ;;
 	*)
-		echo "build.sh: unknown target $t (pproxy or cproxy)" >&2
+		echo "build.sh: unknown target $t (pproxy, cproxy or chronos)" >&2
 		exit 2
 		;;
 	esac

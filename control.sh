@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# control.sh <pproxy|cproxy> start|stop|restart|status
+# control.sh <pproxy|cproxy|chronos> start|stop|restart|status
 #
-# Runs a proxy as a background daemon. Works in the repository (binaries from
+# Runs a proxy (or the delay service) as a background daemon. Works in the repository (binaries from
 # `make build` in bin/) and in a build.sh output directory (output/bin/). All
 # paths are relative to the directory of this script (BASE):
 #
@@ -9,6 +9,7 @@
 #   conf/carrera.yaml      pproxy's bootstrap file (DDMQ used this file name for
 #                          both proxies; here cproxy has its own:)
 #   conf/cproxy.yaml       cproxy's bootstrap file
+#   conf/chronos.yaml      the delay service's configuration
 #   run/<name>.pid         pid file
 #   logs/<name>.out        the daemon's stdout/stderr; its own log goes where
 #                          logDir in its conf says (blank logDir = stderr, so here)
@@ -32,7 +33,7 @@ START_TIMEOUT=${START_TIMEOUT:-60}
 STOP_TIMEOUT=${STOP_TIMEOUT:-30}
 
 usage() {
-	echo "usage: $0 <pproxy|cproxy> start|stop|restart|status" >&2
+	echo "usage: $0 <pproxy|cproxy|chronos> start|stop|restart|status" >&2
 	exit 2
 }
 
@@ -47,6 +48,7 @@ ACTION=$2
 case $NAME in
 pproxy) DEFAULT_CONF=$BASE/conf/carrera.yaml DEFAULT_PORT=9613 ;;
 cproxy) DEFAULT_CONF=$BASE/conf/cproxy.yaml DEFAULT_PORT=9713 ;;
+chronos) DEFAULT_CONF=$BASE/conf/chronos.yaml DEFAULT_PORT=2222 ;; # admin default 127.0.0.1:12222
 *) usage ;;
 esac
 BIN=$BASE/bin/$NAME

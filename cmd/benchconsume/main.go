@@ -4,9 +4,10 @@
 // process on free ports of 127.0.0.1 with its files in a temporary
 // directory. The broker is, with -backend kafka (default), kfakeserver (1
 // broker, topic "bench" with 16 partitions; direct client sarama) and, with
-// -backend rocketmq, the project's RocketMQ test broker (this program
-// re-executed in broker mode; one broker name, topic "bench" with 16
-// queues; direct client rocketmq-client-go's push consumer). See
+// -backend rocketmq, the project's RocketMQ test broker (./cmd/rmqbroker;
+// one broker name, topic "bench" with 16 queues, keeping the newest
+// messages up to the pre-fill's size; direct client rocketmq-client-go's
+// push consumer). See
 // backend.go and rocketmq.go.
 //
 // cproxy's group consumers start at the newest offset (Kafka: its backend
@@ -93,9 +94,6 @@ type options struct {
 }
 
 func main() {
-	if child, code := runBrokerChild(); child {
-		os.Exit(code)
-	}
 	os.Exit(realMain())
 }
 

@@ -1,85 +1,46 @@
 package main
 
 // The RocketMQ backend of the benchmark: the project's RocketMQ test broker
-// (internal/testbroker/rocketmq) as a child process — this program started
-// again in broker mode, see runBrokerChild — with one broker name and the
-// bench topic's queues; messages are written with the project's remoting
-// client (SEND_BATCH_MESSAGE for the pre-fill, SEND_MESSAGE otherwise); the
-// direct baseline is rocketmq-client-go's push consumer in this process.
+// (internal/testbroker/rocketmq) as a child process — ./cmd/rmqbroker, as
+// cmd/benchproduce runs it (benchutil.StartRocketMQ) — with one broker
+// name and the bench topic's queues, created over the project's remoting
+// client, which also writes the messages (SEND_BATCH_MESSAGE for the
+// pre-fill, SEND_MESSAGE otherwise); the direct baseline is
+// rocketmq-client-go's push consumer in this process.
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	rmqconsumer "github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/rlog"
-	"go.uber.org/zap"
 
 	bu "github.com/ddmq-go/carrera/internal/benchutil"
 	"github.com/ddmq-go/carrera/internal/rocketmq/remoting"
-	testbroker "github.com/ddmq-go/carrera/internal/testbroker/rocketmq"
 )
 
-// Broker-child mode: the environment variable names the listen addresses.
 const (
-	envBrokerChild = "BENCHCONSUME_RMQ_BROKER" // "<nameserver addr>,<broker addr>,<topic>,<queues>"
-	brokerName     = "broker-a"
-	rmqReadyLine   = "rocketmq test broker ready"
+	brokerName     = bu.RMQBrokerName
 	rmqPullBatch   = 32 // pullBatchSize of cproxy's RocketMQ cluster config
 	rmqPrefillMsgs = 64 // messages per SEND_BATCH_MESSAGE of the pre-fill
+	// rmqStoredOverhead bounds the stored layout's bytes beyond the body
+	// of a bench message (header, topic, properties).
+	rmqStoredOverhead = 160
 )
 
-// runBrokerChild runs the test broker until SIGTERM/SIGINT when this
-// program was started in broker mode; it reports whether it was.
-func runBrokerChild() (bool, int) {
-	spec := os.Getenv(envBrokerChild)
-	if spec == "" {
-		return false, 0
-	}
-	parts := strings.Split(spec, ",")
-	if len(parts) != 4 {
-		fmt.Fprintln(os.Stderr, "broker child: bad", envBrokerChild, spec)
-		return true, 2
-	}
-	ns, ba, topic := parts[0], parts[1], parts[2]
-	queues, err := strconv.Atoi(parts[3])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "broker child: bad queue count", parts[3])
-		return true, 2
-	}
-	log, _ := zap.NewProduction(zap.IncreaseLevel(zap.WarnLevel))
-	s, err := testbroker.Start(testbroker.Options{
-		NameServerAddr: ns, Brokers: []testbroker.BrokerConfig{{Name: brokerName, Addr: ba}},
-		DefaultQueues: queues, DisableAutoCreateTopics: true, Logger: log,
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "broker child:", err)
-		return true, 1
-	}
-	if err := s.CreateTopic(topic, queues); err != nil {
-		fmt.Fprintln(os.Stderr, "broker child:", err)
-		_ = s.Close()
-		return true, 1
-	}
-	fmt.Printf("%s: nameserver %s, %s %s, topic %s with %d queues\n", rmqReadyLine, s.NameServerAddr(), brokerName,
-		s.BrokerAddrs()[brokerName], topic, queues)
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	<-sig
-	_ = s.Close()
-	return true, 0
+// rmqRetention is the broker's -retention-bytes: the whole pre-fill (read
+// by every throughput phase) plus room, so that only the later phases'
+// messages push the oldest — already consumed — pre-filled ones out.
+func rmqRetention(o *options) int64 {
+	return max(int64(o.prefill)*int64(o.size+rmqStoredOverhead)+128<<20, 512<<20)
 }
 
 // rocketmqBackend is the test broker with the remoting client and
@@ -96,34 +57,43 @@ func (r *rocketmqBackend) name() string       { return "rocketmq" }
 func (r *rocketmqBackend) cluster() string    { return "R_bench" }
 func (r *rocketmqBackend) directPath() string { return "rocketmq-client-go push" }
 
-func (r *rocketmqBackend) start(ctx context.Context, o *options, _, dir string, port int) (*bu.Proc, error) {
+func (r *rocketmqBackend) start(ctx context.Context, o *options, binDir, dir string, port int) (*bu.Proc, error) {
 	ports, err := bu.FreePorts(1)
 	if err != nil {
 		return nil, err
 	}
 	r.ns, r.broker, r.queues = "127.0.0.1:"+strconv.Itoa(port), "127.0.0.1:"+strconv.Itoa(ports[0]), o.partitions
-	self, err := os.Executable()
+	root, err := bu.ModuleRoot(ctx)
 	if err != nil {
 		return nil, err
 	}
-	env := []string{fmt.Sprintf("%s=%s,%s,%s,%d", envBrokerChild, r.ns, r.broker, o.topic, o.partitions)}
-	p, err := bu.StartProc("rmqbroker", dir, filepath.Join(dir, "rmqbroker.log"), "", env, self)
+	logf("building ./cmd/rmqbroker into %s", binDir)
+	if err := bu.BuildBinaries(ctx, root, binDir, "./cmd/rmqbroker"); err != nil {
+		return nil, err
+	}
+	retention := rmqRetention(o)
+	p, err := bu.StartRocketMQ(ctx, filepath.Join(binDir, "rmqbroker"), dir, port, ports[0], retention, "")
 	if err != nil {
 		return nil, err
 	}
-	ready := func() bool {
-		b, _ := os.ReadFile(p.LogPath)
-		return strings.Contains(string(b), rmqReadyLine)
-	}
-	if err := bu.WaitReady(ctx, p, 30*time.Second, "ready", ready); err != nil {
-		return p, err
-	}
-	logf("RocketMQ test broker: nameserver %s, %s on %s (pid %d), topic %q with %d queues", r.ns, brokerName, r.broker, p.PID(), o.topic, o.partitions)
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if r.client, err = remoting.Dial(dctx, r.broker); err != nil {
 		return p, p.Failure(err)
 	}
+	n := strconv.Itoa(o.partitions)
+	resp, err := r.client.Invoke(dctx, remoting.NewRequest(remoting.CreateTopic, map[string]string{
+		"topic": o.topic, "defaultTopic": remoting.DefaultTopic, "readQueueNums": n, "writeQueueNums": n,
+		"perm": strconv.Itoa(remoting.PermRead | remoting.PermWrite), "topicFilterType": "SINGLE_TAG", "topicSysFlag": "0", "order": "false",
+	}, nil))
+	if err == nil {
+		err = remoting.CheckCode(resp)
+	}
+	if err != nil {
+		return p, p.Failure(fmt.Errorf("create topic %q: %w", o.topic, err))
+	}
+	logf("rmqbroker (test broker): nameserver %s, %s on %s (pid %d), topic %q with %d queues, retention %d MiB, GOGC %d, GOMEMLIMIT %d MiB",
+		r.ns, brokerName, r.broker, p.PID(), o.topic, o.partitions, retention>>20, bu.RMQGoGC, bu.RMQGoMemLimit(retention)>>20)
 	return p, nil
 }
 
@@ -380,7 +350,8 @@ func (r *rocketmqBackend) rssPerGroup(o *options) float64 {
 
 func (r *rocketmqBackend) notes(o *options) []string {
 	return []string{
-		"Broker: the project's RocketMQ test broker (in memory, one broker name, not Apache RocketMQ) in a child process.",
+		fmt.Sprintf("Broker: rmqbroker, the project's RocketMQ test broker (in memory, one broker name, not Apache RocketMQ), "+
+			"keeping the newest %d MiB of messages (the whole pre-fill), GOGC %d.", rmqRetention(o)>>20, bu.RMQGoGC),
 		"Direct: rocketmq-client-go v2.1.2 push consumer in this process from the first offset (pull batch 32, callback batch 32, " +
 			"success per batch; the library persists offsets on its own timer).",
 		"cproxy: its own RocketMQ group member (remoting client; long-polling pulls of 32 messages per queue, offsets stored every second).",

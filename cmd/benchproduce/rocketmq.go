@@ -12,7 +12,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -36,26 +35,18 @@ type topicAdmin interface {
 	Empty(partitions int) (held, written int64, err error)
 }
 
-const rmqBrokerName = "broker-a"
+const rmqBrokerName = bu.RMQBrokerName
+
+// rmqRetentionBytes bounds what the test broker keeps in memory: nothing
+// reads the produced messages back, so only the newest are kept (the
+// counts come from the queues' offsets).
+const rmqRetentionBytes = 512 << 20
 
 // startRMQBroker starts rmqbroker (NameServer on nsPort, broker-a on
-// brokerPort, no auto-created topics) and waits for its ready line.
+// brokerPort, no auto-created topics, rmqRetentionBytes) and waits for its
+// ready line.
 func startRMQBroker(ctx context.Context, bin, dir string, nsPort, brokerPort int, cpus string) (*bu.Proc, error) {
-	p, err := bu.StartProc("rmqbroker", dir, filepath.Join(dir, "rmqbroker.log"), cpus, nil, bin,
-		"-listen", "127.0.0.1:"+strconv.Itoa(nsPort), "-brokers", rmqBrokerName,
-		"-broker-listen", "127.0.0.1:"+strconv.Itoa(brokerPort), "-no-auto-create", "-log", "warn")
-	if err != nil {
-		return nil, err
-	}
-	ready := func() bool {
-		b, _ := os.ReadFile(p.LogPath)
-		return strings.Contains(string(b), "rmqbroker listening")
-	}
-	if err := bu.WaitReady(ctx, p, 30*time.Second, "listening", ready); err != nil {
-		p.Stop(bu.StopGrace)
-		return nil, err
-	}
-	return p, nil
+	return bu.StartRocketMQ(ctx, bin, dir, nsPort, brokerPort, rmqRetentionBytes, cpus)
 }
 
 // rmqAdmin creates and empties the bench topic on the test broker.
@@ -100,25 +91,37 @@ func (a *rmqAdmin) CreateTopic() error {
 	return nil
 }
 
-// Empty deletes the topic (the test broker keeps every message in memory
-// and never expires any) and creates it again with the same queues, so
+// Empty deletes the topic (the test broker keeps messages in memory up to
+// its retention bound) and creates it again with the same queues, so
 // every phase starts from an empty broker. Producers keep their routes.
+// held counts the messages kept (max - min offsets), written all of them.
 func (a *rmqAdmin) Empty(int) (held, written int64, err error) {
-	for q := range a.queues {
-		resp, err := a.call(remoting.GetMaxOffset, map[string]string{"topic": a.topic, "queueId": strconv.Itoa(q)})
+	offset := func(code int16, q int) (int64, error) {
+		resp, err := a.call(code, map[string]string{"topic": a.topic, "queueId": strconv.Itoa(q)})
 		if err != nil {
-			return 0, 0, fmt.Errorf("max offset of %s/%d: %w", a.topic, q, err)
+			return 0, fmt.Errorf("offsets of %s/%d: %w", a.topic, q, err)
 		}
-		off, _ := strconv.ParseInt(resp.Ext("offset"), 10, 64)
-		held += off
+		return strconv.ParseInt(resp.Ext("offset"), 10, 64)
 	}
-	if held == 0 {
+	for q := range a.queues {
+		maxOff, err := offset(remoting.GetMaxOffset, q)
+		if err != nil {
+			return 0, 0, err
+		}
+		minOff, err := offset(remoting.GetMinOffset, q)
+		if err != nil {
+			return 0, 0, err
+		}
+		written += maxOff
+		held += maxOff - minOff
+	}
+	if written == 0 {
 		return 0, 0, nil
 	}
 	if _, err := a.call(remoting.DeleteTopicInBroker, map[string]string{"topic": a.topic}); err != nil {
 		return 0, 0, fmt.Errorf("delete topic %q: %w", a.topic, err)
 	}
-	return held, held, a.CreateTopic()
+	return held, written, a.CreateTopic()
 }
 
 // rmqPProxyNode is the /pproxy/<instance> node of the RocketMQ backend:

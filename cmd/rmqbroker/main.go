@@ -45,6 +45,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	noAuto := fs.Bool("no-auto-create", false, "refuse sends to unknown topics (code 17)")
 	expiry := fs.Duration("client-expiry", 120*time.Second, "drop consumers whose heartbeats stop for this long")
 	realDelays := fs.Bool("real-delays", false, "use RocketMQ's delay levels (1s ... 2h) instead of 1/100 of them")
+	retention := fs.Int64("retention-bytes", 0, "keep at most about this many message bytes in memory per broker, dropping the oldest (0 = keep everything)")
 	level := fs.String("log", "info", "log level (debug, info, warn, error)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "rmqbroker: a RocketMQ-protocol %s.\n\nUsage:\n", warning)
@@ -52,6 +53,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *retention < 0 {
+		return fmt.Errorf("-retention-bytes %d is negative", *retention)
 	}
 	log, _, err := logx.New(*level, "", "rmqbroker")
 	if err != nil {
@@ -61,7 +65,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 
 	opts := rmqtb.Options{
 		NameServerAddr: *listen, DataDir: *dataDir, SyncWrites: *syncWrites, DefaultQueues: *queues,
-		DisableAutoCreateTopics: *noAuto, ClientExpiry: *expiry, Logger: log,
+		DisableAutoCreateTopics: *noAuto, ClientExpiry: *expiry, RetentionBytes: *retention, Logger: log,
 	}
 	if *realDelays {
 		opts.DelayLevels = rmqtb.RealDelayLevels

@@ -89,3 +89,48 @@ func TestBrokerAddrs(t *testing.T) {
 		t.Fatal("mismatched -broker-listen accepted")
 	}
 }
+
+// TestRetentionFlag: with -retention-bytes the broker drops the oldest
+// messages and GET_MIN_OFFSET moves; a negative value is refused.
+func TestRetentionFlag(t *testing.T) {
+	if err := run(context.Background(), []string{"-retention-bytes", "-1"}, io.Discard); err == nil {
+		t.Fatal("negative -retention-bytes accepted")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	errc := make(chan error, 1)
+	go func() {
+		errc <- run(ctx, []string{"-listen", "127.0.0.1:0", "-retention-bytes", "65536", "-log", "error"}, pw)
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	go io.Copy(io.Discard, pr) //nolint:errcheck // drains until the pipe closes
+	defer func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}()
+	if err != nil {
+		t.Fatalf("no ready line: %v", err)
+	}
+	_, addr, _ := strings.Cut(strings.Fields(line)[3], "=")
+	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer ccancel()
+	c, err := rm.Dial(cctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	body := make([]byte, 1024)
+	for range 300 {
+		resp, err := c.Invoke(cctx, rm.NewRequest(rm.SendMessage, map[string]string{"topic": "r", "queueId": "0"}, body))
+		if err != nil || resp.Code != rm.Success {
+			t.Fatalf("send: %v %v", resp, err)
+		}
+	}
+	resp, err := c.Invoke(cctx, rm.NewRequest(rm.GetMinOffset, map[string]string{"topic": "r", "queueId": "0"}, nil))
+	if err != nil || resp.Code != rm.Success || resp.Ext("offset") == "0" {
+		t.Fatalf("min offset after 300 KiB with a 64 KiB limit: %v %v", resp, err)
+	}
+}

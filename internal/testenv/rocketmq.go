@@ -54,6 +54,12 @@ func RocketMQNoAutoCreate() RocketMQOption {
 	return func(o *rmqtb.Options) { o.DisableAutoCreateTopics = true }
 }
 
+// RocketMQRetentionBytes bounds the message bytes each broker keeps in
+// memory; the oldest are dropped past it (see rmqtb.Options.RetentionBytes).
+func RocketMQRetentionBytes(n int64) RocketMQOption {
+	return func(o *rmqtb.Options) { o.RetentionBytes = n }
+}
+
 // StartRocketMQ starts the test broker; opts are applied in order (any
 // func(*rmqtb.Options) works). It logs through the test at warn level and
 // is closed in t.Cleanup.

@@ -3,9 +3,9 @@
 // its own listener, all in one cluster), speaking the remoting protocol
 // (JSON header codec) well enough for apache/rocketmq-client-go/v2 v2.1.2
 // and for this project's own remoting client. It is NOT a production
-// broker: no replication, no commit log, no retention, no ACLs, no
-// transactions, no SQL92 filters, everything held in memory (optionally
-// mirrored to files).
+// broker: no replication, no commit log, no time-based retention (only an
+// optional bound on bytes), no ACLs, no transactions, no SQL92 filters,
+// everything held in memory (optionally mirrored to files).
 //
 // Start it with Start(Options{...}) (or testenv.StartRocketMQ in tests, or
 // cmd/rmqbroker standalone) and point clients at NameServerAddr() with
@@ -60,7 +60,26 @@
 //     unregisters (35), its connection to that broker closes, or it sends no
 //     heartbeat for ClientExpiry (default 120 s). Each change sends code 40
 //     to every remaining member.
-//   - Messages are never expired: min offset is always 0.
+//   - Messages are kept until their topic is deleted (min offset 0), unless
+//     Options.RetentionBytes bounds a broker's stored bytes: then the oldest
+//     segments (see Storage) are dropped, the min offset of their queue
+//     advances (GET_MIN_OFFSET, PULL's minOffset and status 21 below it,
+//     timestamp search and send-back see only what is kept). A queue's
+//     newest segment and the delayed messages waiting in
+//     SCHEDULE_TOPIC_XXXX are never dropped, so a broker may hold up to
+//     about 1 MiB per non-empty queue more than the bound.
+//
+// # Storage
+//
+// A queue keeps its messages in the PULL layout back to back in byte
+// segments (4 KiB for its first, doubling up to 1 MiB; a larger message
+// gets one of its own) and a 16-byte index entry per message (position,
+// size and a hash of its tags; tags, store time and commit-log offset are
+// read from the stored bytes when needed). A 1 KiB message costs about
+// 1.16 KiB of heap (its stored header, topic and properties included), and
+// the segments hold no pointers for the garbage collector to scan. A PULL
+// answer's body is the stored bytes themselves, written with writev, not
+// a copy; segments are never rewritten.
 //
 // # Persistence (Options.DataDir)
 //
@@ -68,7 +87,8 @@
 // change), offsets.json (consumer offsets and the delay scheduler's
 // progress; written every second when changed and on Close) and
 // store/<topic>/<queueId>.log (append-only, each record a message in the
-// PULL layout). Start reads everything back; a queue file with a torn tail
+// PULL layout). Start reads everything back (then applies RetentionBytes;
+// the files themselves are never trimmed); a queue file with a torn tail
 // is truncated after its last complete message. Appends are written to the
 // OS (surviving a process crash); Options.SyncWrites adds an fsync per
 // append. Offsets changed in the last second before a crash are lost (a
@@ -76,10 +96,14 @@
 //
 // # Concurrency
 //
-// Per connection one reader goroutine (requests are handled in order) and
-// one writer goroutine (every answer and broker → client request is queued
-// without blocking; a client with more than 4096 frames or 64 MiB queued is
-// disconnected). Per broker one scheduler and one housekeeping goroutine,
-// and one timer per held PULL. A broker's state is guarded by one mutex.
-// A malformed frame closes only its connection.
+// Per connection one reader goroutine (requests are handled in order; it
+// reuses one read buffer for frames up to 1 MiB) and one writer goroutine
+// (every answer and broker → client request is queued without blocking
+// and written together with the frames queued behind it, up to 128 frames
+// or 1 MiB per writev; a client with more than 4096 frames or 64 MiB
+// queued is disconnected). Held PULLs are answered once per request that
+// stored messages, so they get a whole batch. Per broker one scheduler and
+// one housekeeping goroutine, and one timer per held PULL. A broker's
+// state is guarded by one mutex. A malformed frame closes only its
+// connection.
 package rocketmq

@@ -295,6 +295,7 @@ func (b *broker) send(c *conn, req *rm.Command) *rm.Command {
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	defer b.flushWakesLocked() // held pulls see the whole batch
 	if b.closed {
 		return errResp(req, rm.ServiceNotAvailable, "broker %s is shutting down", b.name)
 	}
@@ -428,21 +429,22 @@ func (b *broker) maxMinOffset(req *rm.Command) *rm.Command {
 	if p.err != nil {
 		return errResp(req, rm.SystemError, "%v", p.err)
 	}
-	var off int64 // min offset is always 0: nothing is ever expired; unknown queue → 0
-	if req.Code == rm.GetMaxOffset {
-		b.mu.Lock()
-		if q := b.queueLocked(topic, int(qid)); q != nil {
+	var off int64 // unknown queue → 0
+	b.mu.Lock()
+	if q := b.queueLocked(topic, int(qid)); q != nil {
+		off = q.minOff // advanced only by retention
+		if req.Code == rm.GetMaxOffset {
 			off = q.maxOffset()
 		}
-		b.mu.Unlock()
 	}
+	b.mu.Unlock()
 	resp := rm.NewResponse(req, rm.Success, "")
 	resp.ExtFields["offset"] = strconv.FormatInt(off, 10)
 	return resp
 }
 
-// searchOffset answers the offset of the first message stored at or after
-// timestamp (ms), or the max offset when there is none.
+// searchOffset answers the offset of the first message kept that was
+// stored at or after timestamp (ms), or the max offset when there is none.
 func (b *broker) searchOffset(req *rm.Command) *rm.Command {
 	p := &extParser{req: req}
 	topic := p.required("topic")
@@ -454,7 +456,7 @@ func (b *broker) searchOffset(req *rm.Command) *rm.Command {
 	var off int64
 	b.mu.Lock()
 	if q := b.queueLocked(topic, int(qid)); q != nil {
-		off = int64(sort.Search(len(q.entries), func(i int) bool { return q.entries[i].storeTS >= ts }))
+		off = q.search(func(d []byte) bool { return storeTimestampOf(d) >= ts })
 	}
 	b.mu.Unlock()
 	resp := rm.NewResponse(req, rm.Success, "")
@@ -482,11 +484,12 @@ func (b *broker) sendBack(req *rm.Command) *rm.Command {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	ref, ok := b.byCLO[clo]
+	defer b.flushWakesLocked()
+	q, off, ok := b.findByCLOLocked(clo)
 	if !ok {
 		return errResp(req, rm.SystemError, "look message by offset failed, %d", clo)
 	}
-	msgs, err := rm.DecodeStoredMessages(ref.q.entries[ref.off].data)
+	msgs, err := rm.DecodeStoredMessages(q.data(off))
 	if err != nil || len(msgs) != 1 {
 		return errResp(req, rm.SystemError, "stored message %d unreadable: %v", clo, err)
 	}
@@ -548,6 +551,7 @@ func (b *broker) scheduleLoop() {
 func (b *broker) deliverDue() time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	defer b.flushWakesLocked()
 	t := b.topics[scheduleTopic]
 	if t == nil || b.closed {
 		return -1
@@ -559,16 +563,17 @@ func (b *broker) deliverDue() time.Duration {
 		q := t.qs[lvl]
 		off := b.offsets[scheduleGroup][scheduleTopic][lvl]
 		start := off
+		off = max(off, q.minOff)
 		for off < q.maxOffset() {
-			e := q.entries[off]
-			due := e.storeTS + levels[lvl].Milliseconds()
+			data := q.data(off)
+			due := storeTimestampOf(data) + levels[lvl].Milliseconds()
 			if due > now {
 				if wait < 0 || due-now < wait {
 					wait = due - now
 				}
 				break
 			}
-			b.deliverLocked(e)
+			b.deliverLocked(data)
 			off++
 		}
 		if off != start {
@@ -581,8 +586,8 @@ func (b *broker) deliverDue() time.Duration {
 	return time.Duration(wait) * time.Millisecond
 }
 
-func (b *broker) deliverLocked(e entry) {
-	msgs, err := rm.DecodeStoredMessages(e.data)
+func (b *broker) deliverLocked(data []byte) {
+	msgs, err := rm.DecodeStoredMessages(data)
 	if err != nil || len(msgs) != 1 {
 		b.log.Error("unreadable delayed message dropped", zap.Error(err))
 		return

@@ -25,6 +25,7 @@ type pullArgs struct {
 	offset  int64
 	maxNums int
 	tags    map[string]bool // nil: every message
+	hashes  []uint32        // tagHash of each of tags
 }
 
 // heldPull is a PULL with nothing to answer yet (long polling).
@@ -95,15 +96,19 @@ func (b *broker) pull(c *conn, req *rm.Command) *rm.Command {
 	}
 	if exprType == "" || strings.EqualFold(exprType, "TAG") {
 		a.tags = parseTags(expr)
+		for t := range a.tags {
+			a.hashes = append(a.hashes, tagHash(t))
+		}
 	}
 	if sysFlag&rm.PullFlagCommitOffset != 0 && commitOffset >= 0 {
 		b.setOffsetLocked(a.group, a.topic, a.queueID, commitOffset)
 	}
 	q := t.qs[a.queueID]
-	resp := b.pullLocked(req, q, a)
+	resp, body := b.pullLocked(req, q, a)
 	if resp.Code == rm.PullNotFound && sysFlag&rm.PullFlagSuspend != 0 && !b.closed && c.held < maxHeldPerConn {
 		hold := min(suspend, b.srv.opts.MaxPullHold)
 		if hold > 0 {
+			req.Body = nil // the connection's read buffer: not to be kept
 			hp := &heldPull{c: c, req: req, args: a, q: q}
 			q.waiters = append(q.waiters, hp)
 			c.held++
@@ -115,7 +120,8 @@ func (b *broker) pull(c *conn, req *rm.Command) *rm.Command {
 			return nil
 		}
 	}
-	return resp
+	c.sendParts(resp, body)
+	return nil
 }
 
 // pullLocked reads from q per a and builds the answer, with RocketMQ's
@@ -127,12 +133,15 @@ func (b *broker) pull(c *conn, req *rm.Command) *rm.Command {
 //	offset > max → 21, next = min when min is 0 (RocketMQ's correction), else max
 //	messages but none matches the tags → 20 (retry at once), next = past the scanned ones
 //	otherwise → 0 with up to maxNums messages (and ≤ 256 KiB unless a single message is larger)
-func (b *broker) pullLocked(req *rm.Command, q *queue, a pullArgs) *rm.Command {
-	const minOff = 0 // nothing expires in this broker
+//
+// The answer's body is returned apart, as runs of stored bytes aliasing
+// the queue's segments (send it with conn.sendParts).
+func (b *broker) pullLocked(req *rm.Command, q *queue, a pullArgs) (*rm.Command, [][]byte) {
+	minOff := q.minOff
 	maxOff := q.maxOffset()
 	var code int16
 	next := a.offset
-	var body []byte
+	var body [][]byte
 	switch {
 	case maxOff == 0:
 		next = 0
@@ -146,19 +155,34 @@ func (b *broker) pullLocked(req *rm.Command, q *queue, a pullArgs) *rm.Command {
 		code = rm.PullNotFound
 	case a.offset > maxOff:
 		code, next = rm.PullOffsetMoved, minOff
+		if minOff != 0 {
+			next = maxOff
+		}
 	default:
-		n := 0
+		n, size := 0, 0
 		off := a.offset
+		var run slot // the current run of consecutive bytes of one segment (size 0: none)
 		for ; off < maxOff && off-a.offset < maxPullScan && n < a.maxNums; off++ {
-			e := q.entries[off]
-			if a.tags != nil && !a.tags[e.tags] {
+			if a.tags != nil && !a.matches(q, off) {
 				continue
 			}
-			if n > 0 && len(body)+len(e.data) > maxPullBytes {
+			s := q.index[off-minOff]
+			if n > 0 && size+int(s.size) > maxPullBytes {
 				break
 			}
-			body = append(body, e.data...)
+			if run.size > 0 && s.seg == run.seg && s.pos == run.pos+run.size {
+				run.size += s.size
+			} else {
+				if run.size > 0 {
+					body = append(body, q.run(run))
+				}
+				run = s
+			}
+			size += int(s.size)
 			n++
+		}
+		if run.size > 0 {
+			body = append(body, q.run(run))
 		}
 		next = off
 		code = rm.Success
@@ -171,8 +195,20 @@ func (b *broker) pullLocked(req *rm.Command, q *queue, a pullArgs) *rm.Command {
 	resp.ExtFields["minOffset"] = strconv.FormatInt(minOff, 10)
 	resp.ExtFields["maxOffset"] = strconv.FormatInt(maxOff, 10)
 	resp.ExtFields["suggestWhichBrokerId"] = "0"
-	resp.Body = body
-	return resp
+	return resp, body
+}
+
+// matches reports whether the message at off carries one of a's tags: its
+// tag hash first, then its stored TAGS property.
+func (a *pullArgs) matches(q *queue, off int64) bool {
+	h := q.index[off-q.minOff].tagHash
+	for _, x := range a.hashes {
+		if x == h {
+			tags, _ := propValue(propertiesOf(q.data(off)), rm.PropertyTags)
+			return a.tags[string(tags)]
+		}
+	}
+	return false
 }
 
 // wakeWaitersLocked answers the held pulls of q that now find a message.
@@ -182,13 +218,13 @@ func (b *broker) wakeWaitersLocked(q *queue) {
 	}
 	keep := q.waiters[:0]
 	for _, hp := range q.waiters {
-		resp := b.pullLocked(hp.req, q, hp.args)
+		resp, body := b.pullLocked(hp.req, q, hp.args)
 		if resp.Code == rm.PullNotFound || resp.Code == rm.PullRetryImmediately {
 			keep = append(keep, hp) // nothing new that matches: keep holding
 			continue
 		}
 		b.finishHeldLocked(hp)
-		hp.c.send(resp)
+		hp.c.sendParts(resp, body)
 	}
 	clear(q.waiters[len(keep):])
 	q.waiters = keep
@@ -202,7 +238,7 @@ func (b *broker) answerWaitersLocked(q *queue, deleted bool) {
 		if deleted {
 			hp.c.send(errResp(hp.req, rm.TopicNotExist, "topic[%s] was deleted", q.topic))
 		} else {
-			hp.c.send(b.pullLocked(hp.req, q, hp.args))
+			hp.c.sendParts(b.pullLocked(hp.req, q, hp.args))
 		}
 	}
 	q.waiters = nil
@@ -235,7 +271,7 @@ func (b *broker) expireHeld(hp *heldPull) {
 			break
 		}
 	}
-	hp.c.send(b.pullLocked(hp.req, hp.q, hp.args))
+	hp.c.sendParts(b.pullLocked(hp.req, hp.q, hp.args))
 }
 
 // shutdownHeld answers every held pull and makes later pulls answer at

@@ -60,6 +60,14 @@ type Options struct {
 	MaxMessageSize int
 	// MaxFrame bounds an incoming frame (default remoting.DefaultMaxFrame).
 	MaxFrame int
+	// RetentionBytes bounds the message bytes each broker keeps in memory
+	// (0: no bound, keep everything). Past it the oldest segments (up to
+	// 1 MiB of consecutive messages of one queue) are dropped and their
+	// queues' min offset advances; a queue's newest segment and the
+	// delayed messages waiting in SCHEDULE_TOPIC_XXXX are never dropped.
+	// Files under DataDir keep every message (a restart reloads and trims
+	// again).
+	RetentionBytes int64
 	// Logger (default none).
 	Logger *zap.Logger
 }
@@ -287,6 +295,34 @@ func (s *Server) ConsumerOffset(brokerName, group, topic string, queueID int) (i
 	defer b.mu.Unlock()
 	off, ok := b.offsets[group][topic][queueID]
 	return off, ok
+}
+
+// MinOffset returns the offset of the oldest message (topic, queueID) of
+// broker keeps: 0 unless RetentionBytes dropped messages (0 for an unknown
+// queue).
+func (s *Server) MinOffset(brokerName, topic string, queueID int) int64 {
+	b := s.broker(brokerName)
+	if b == nil {
+		return 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if q := b.queueLocked(topic, queueID); q != nil {
+		return q.minOff
+	}
+	return 0
+}
+
+// StoredBytes returns the bytes of message storage broker holds (segment
+// sizes, which RetentionBytes bounds).
+func (s *Server) StoredBytes(brokerName string) int64 {
+	b := s.broker(brokerName)
+	if b == nil {
+		return 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.storedBytes
 }
 
 // MaxOffset returns the next offset to be written to (topic, queueID) of

@@ -34,24 +34,6 @@ var topicRE = regexp.MustCompile(`^[%|a-zA-Z0-9_-]+$`)
 // validTopic applies RocketMQ's topic rule: [%|a-zA-Z0-9_-]{1,127}.
 func validTopic(t string) bool { return len(t) <= 127 && topicRE.MatchString(t) }
 
-// entry is one stored message: its encoded bytes (the PULL layout) and
-// what filtering and timestamp search need.
-type entry struct {
-	data    []byte
-	storeTS int64
-	tags    string
-}
-
-type queue struct {
-	topic   string
-	id      int
-	entries []entry
-	waiters []*heldPull
-	file    *os.File // nil in memory mode
-}
-
-func (q *queue) maxOffset() int64 { return int64(len(q.entries)) }
-
 type topicConf struct {
 	ReadQueueNums  int `json:"readQueueNums"`
 	WriteQueueNums int `json:"writeQueueNums"`
@@ -62,11 +44,6 @@ type topic struct {
 	name string
 	conf topicConf
 	qs   []*queue
-}
-
-type msgRef struct {
-	q   *queue
-	off int64
 }
 
 // broker is one broker name: its listener, store, offsets and consumer
@@ -83,8 +60,10 @@ type broker struct {
 	mu          sync.Mutex
 	closed      bool
 	topics      map[string]*topic
-	nextCLO     int64            // next commit-log offset
-	byCLO       map[int64]msgRef // commit-log offset → message (for send-back)
+	nextCLO     int64    // next commit-log offset
+	storedBytes int64    // segment bytes of every queue (retention bounds it)
+	segSeq      uint64   // segments created so far
+	woken       []*queue // queues appended to since flushWakesLocked
 	offsets     map[string]map[string]map[int]int64
 	offsetDirty bool
 	topicDirty  bool
@@ -96,8 +75,8 @@ type broker struct {
 func newBroker(s *Server, name string, ln net.Listener, ap netip.AddrPort, dir string) *broker {
 	return &broker{
 		srv: s, name: name, ln: ln, addr: ap, addrString: ap.String(), dir: dir,
-		log:    s.log.With(zap.String("broker", name)),
-		topics: map[string]*topic{}, byCLO: map[int64]msgRef{},
+		log:     s.log.With(zap.String("broker", name)),
+		topics:  map[string]*topic{},
 		offsets: map[string]map[string]map[int]int64{}, groups: map[string]*group{},
 		locks: map[lockKey]lockEntry{}, kick: make(chan struct{}, 1),
 	}
@@ -143,9 +122,7 @@ func (b *broker) deleteTopicLocked(name string) {
 	}
 	delete(b.topics, name)
 	for _, q := range t.qs {
-		for _, e := range q.entries {
-			delete(b.byCLO, commitLogOffsetOf(e.data))
-		}
+		b.storedBytes -= q.bytes
 		b.answerWaitersLocked(q, true)
 		if q.file != nil {
 			q.file.Close()
@@ -166,19 +143,10 @@ func (b *broker) deleteTopicLocked(name string) {
 	}
 }
 
-// commitLogOffsetOf reads the commit-log offset field of an encoded
-// stored message (bytes 28..36).
-func commitLogOffsetOf(data []byte) int64 {
-	var v int64
-	for _, c := range data[28:36] {
-		v = v<<8 | int64(c)
-	}
-	return v
-}
-
 // appendLocked stores m in q: it assigns the queue offset, commit-log
-// offset, store time and store host, writes it and wakes held pulls.
-// It returns the stored message.
+// offset, store time and store host, writes it and marks q for
+// flushWakesLocked (which answers held pulls). It returns the stored
+// message.
 func (b *broker) appendLocked(q *queue, m *remoting.StoredMessage) (*remoting.StoredMessage, error) {
 	m.QueueID = int32(q.id)
 	m.QueueOffset = q.maxOffset()
@@ -187,12 +155,22 @@ func (b *broker) appendLocked(q *queue, m *remoting.StoredMessage) (*remoting.St
 	m.StoreHost = b.addr
 	m.Topic = q.topic
 	m.BodyCRC = remoting.BodyCRC(m.Body)
-	data, err := remoting.EncodeStoredMessage(m)
+	if len(m.Properties) > remoting.MaxPropertiesLen {
+		return nil, fmt.Errorf("properties of %d bytes exceed %d", len(m.Properties), remoting.MaxPropertiesLen)
+	}
+	size := m.EncodedLen()
+	seg, added := q.reserve(size, &b.segSeq)
+	b.storedBytes += added
+	start := len(seg.buf)
+	buf, err := remoting.AppendStoredMessage(seg.buf, m)
 	if err != nil {
 		return nil, err
 	}
+	if len(buf)-start != size || cap(buf) != cap(seg.buf) {
+		return nil, fmt.Errorf("stored message of %d bytes, expected %d in place", len(buf)-start, size) // cannot happen
+	}
 	if q.file != nil {
-		if _, err := q.file.Write(data); err != nil {
+		if _, err := q.file.Write(buf[start:]); err != nil {
 			return nil, fmt.Errorf("write %s: %w", q.file.Name(), err)
 		}
 		if b.srv.opts.SyncWrites {
@@ -201,21 +179,85 @@ func (b *broker) appendLocked(q *queue, m *remoting.StoredMessage) (*remoting.St
 			}
 		}
 	}
-	props := remoting.DecodeProperties(m.Properties)
-	q.entries = append(q.entries, entry{data: data, storeTS: m.StoreTimestamp, tags: props[remoting.PropertyTags]})
-	b.byCLO[m.CommitLogOffset] = msgRef{q: q, off: m.QueueOffset}
-	b.nextCLO += int64(len(data))
-	b.wakeWaitersLocked(q)
+	seg.buf = buf
+	tags, _ := propValue(m.Properties, remoting.PropertyTags)
+	q.commit(start, tagHash(tags))
+	b.nextCLO += int64(size)
+	b.markWakeLocked(q)
+	if added > 0 {
+		b.retainLocked() // the stored bytes grow by whole segments
+	}
 	return m, nil
+}
+
+// markWakeLocked notes that q has new messages for its held pulls.
+func (b *broker) markWakeLocked(q *queue) {
+	if len(q.waiters) > 0 && !q.wake {
+		q.wake = true
+		b.woken = append(b.woken, q)
+	}
+}
+
+// flushWakesLocked answers the held pulls of the queues appended to since
+// the last call: once per request, so a batch reaches them whole.
+func (b *broker) flushWakesLocked() {
+	for _, q := range b.woken {
+		q.wake = false
+		b.wakeWaitersLocked(q)
+	}
+	clear(b.woken)
+	b.woken = b.woken[:0]
+}
+
+// retainLocked drops the oldest segments (of every queue but the schedule
+// topic's, and never a queue's last segment) while the broker holds more
+// than Options.RetentionBytes.
+func (b *broker) retainLocked() {
+	limit := b.srv.opts.RetentionBytes
+	for limit > 0 && b.storedBytes > limit {
+		var oldest *queue
+		for name, t := range b.topics {
+			if name == scheduleTopic {
+				continue
+			}
+			for _, q := range t.qs {
+				if len(q.segs) > 1 && (oldest == nil || q.segs[0].seq < oldest.segs[0].seq) {
+					oldest = q
+				}
+			}
+		}
+		if oldest == nil {
+			return
+		}
+		b.storedBytes -= oldest.dropHead()
+	}
+}
+
+// findByCLOLocked finds the message stored at commit-log offset clo:
+// every queue's commit-log offsets increase with its queue offsets.
+func (b *broker) findByCLOLocked(clo int64) (*queue, int64, bool) {
+	for _, t := range b.topics {
+		for _, q := range t.qs {
+			if len(q.index) == 0 || clo < commitLogOffsetOf(q.data(q.minOff)) || clo > commitLogOffsetOf(q.data(q.maxOffset()-1)) {
+				continue
+			}
+			off := q.search(func(d []byte) bool { return commitLogOffsetOf(d) >= clo })
+			if off < q.maxOffset() && commitLogOffsetOf(q.data(off)) == clo {
+				return q, off, true
+			}
+		}
+	}
+	return nil, 0, false
 }
 
 // storeMessageLocked stores a producer or send-back message in
 // (topic, queueID), diverting delayed messages (property DELAY > 0) to the
 // schedule topic as RocketMQ does.
 func (b *broker) storeMessageLocked(topicName string, queueID int, m *remoting.StoredMessage) (*remoting.StoredMessage, error) {
-	props := remoting.DecodeProperties(m.Properties)
-	if lvl, err := strconv.Atoi(props[remoting.PropertyDelayTimeLevel]); err == nil && lvl > 0 && topicName != scheduleTopic {
+	delay, _ := propValue(m.Properties, remoting.PropertyDelayTimeLevel)
+	if lvl, err := strconv.Atoi(delay); err == nil && lvl > 0 && topicName != scheduleTopic {
 		lvl = min(lvl, len(b.srv.opts.DelayLevels))
+		props := remoting.DecodeProperties(m.Properties)
 		props[remoting.PropertyRealTopic] = topicName
 		props[remoting.PropertyRealQueueID] = strconv.Itoa(queueID)
 		m.Properties = remoting.EncodeProperties(props)
@@ -384,11 +426,16 @@ func (b *broker) loadQueue(q *queue) error {
 			break
 		}
 		m := msgs[0]
-		rec := data[pos : pos+size : pos+size]
-		q.entries = append(q.entries, entry{data: rec, storeTS: m.StoreTimestamp,
-			tags: remoting.DecodeProperties(m.Properties)[remoting.PropertyTags]})
-		b.byCLO[m.CommitLogOffset] = msgRef{q: q, off: m.QueueOffset}
+		seg, added := q.reserve(size, &b.segSeq)
+		b.storedBytes += added
+		start := len(seg.buf)
+		seg.buf = append(seg.buf, data[pos:pos+size]...)
+		tags, _ := propValue(m.Properties, remoting.PropertyTags)
+		q.commit(start, tagHash(tags))
 		b.nextCLO = max(b.nextCLO, m.CommitLogOffset+int64(size))
+		if added > 0 {
+			b.retainLocked()
+		}
 		pos += size
 	}
 	if pos < len(data) {

@@ -39,6 +39,10 @@ type mqBackend interface {
 	direct(ctx context.Context, topic, group string, target int64, dur time.Duration) (*throughput, error)
 	// probe stores a probe (tagProbe + decimal index) in partition/queue i.
 	probe(ctx context.Context, topic string, i int) error
+	// release frees the broker memory held by topic's consumed messages
+	// before the latency phases, so an in-memory broker's heap does not
+	// skew them (a disk-based broker's would not grow with the data).
+	release(ctx context.Context, topic string, partitions int) error
 	// sender returns an asynchronous producer for the latency phases.
 	sender(topic string) (msgSender, error)
 	// directPath names the direct client in the report.
@@ -92,6 +96,19 @@ func (k *kafkaBackend) clusterConfig() (string, map[string]any) {
 	return "kafkaConfigs", map[string]any{"clusterName": k.cluster(), "zookeeperAddr": "127.0.0.1:1/kafka",
 		"autoCommitInterval": 1000, "rebalanceMaxRetries": 8, "partitionAssignmentStrategy": "range",
 		"extra": map[string]any{"bootstrap.servers": strings.Join(k.brokers, ",")}}
+}
+
+// release deletes every record of topic (DeleteRecords up to the log end):
+// kfake keeps records in memory, and a heap of gigabytes stalls it for
+// hundreds of milliseconds at a time.
+func (k *kafkaBackend) release(_ context.Context, topic string, partitions int) error {
+	admin, err := bu.NewBrokerAdmin(k.brokers, topic)
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	_, _, err = admin.Empty(partitions)
+	return err
 }
 
 func (k *kafkaBackend) prefill(ctx context.Context, topic string, n, size int) error {

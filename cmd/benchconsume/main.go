@@ -476,6 +476,9 @@ func bench(ctx context.Context, o *options, cl *bu.Cleanups) (*report, error) {
 	// sustainable while a producer shares the same cores, so the pipeline
 	// is first driven at twice the pull-only rate and its delivery rate
 	// measured; the latency run then produces at half of that.
+	if err := s.be.release(ctx, o.topic, o.partitions); err != nil {
+		return nil, fmt.Errorf("releasing the consumed pre-fill: %w", err)
+	}
 	lconns, closeL, err := dialAll(s.addr, o.latConns)
 	if err != nil {
 		return nil, err

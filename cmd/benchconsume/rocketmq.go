@@ -97,6 +97,11 @@ func (r *rocketmqBackend) start(ctx context.Context, o *options, binDir, dir str
 	return p, nil
 }
 
+// release is a no-op: the test broker runs with a retention bound (see
+// rmqRetention), so the latency phases' messages push the consumed
+// pre-fill out.
+func (r *rocketmqBackend) release(context.Context, string, int) error { return nil }
+
 func (r *rocketmqBackend) clusterConfig() (string, map[string]any) {
 	return "rocketmqConfigs", map[string]any{"clusterName": r.cluster(), "namesrvAddrs": []string{r.ns},
 		"groupPrefix": "carrera_rocketmq_consumer_", "pollNameServerInterval": 30000, "heartbeatBrokerInterval": 30000,

@@ -140,15 +140,17 @@ func (h *claimHandler) Claim(c mq.Claim) {
 	defer e.closePart(p)
 	ctx := c.Context()
 	msgs := c.Messages()
-	var pending *mq.Delivery
+	// pending holds deliveries read from the claim but not admitted yet, in
+	// offset order; the head is blocked by a limit until p.wake.
+	pending := make([]*mq.Delivery, 0, admitBatch)
 	for {
-		if pending == nil {
+		if len(pending) == 0 {
 			select {
 			case d, ok := <-msgs:
 				if !ok {
 					return
 				}
-				pending = d
+				pending = append(pending, d)
 			case <-p.wake:
 			case <-ctx.Done():
 				return
@@ -170,10 +172,34 @@ func (h *claimHandler) Claim(c mq.Claim) {
 		if p.commitDue.Swap(false) {
 			e.commit(p)
 		}
-		if pending != nil && e.admit(p, pending) {
-			pending = nil
+		if len(pending) > 0 {
+			pending = topUp(msgs, pending)
+			n := e.admit(p, pending)
+			pending = pending[:copy(pending, pending[n:])]
 		}
 	}
+}
+
+// admitBatch bounds the deliveries a claim reader admits under one
+// acquisition of the engine lock.
+const admitBatch = 64
+
+// topUp appends deliveries already waiting in msgs to pending, without
+// blocking, up to admitBatch. A closed channel is left for the next
+// blocking receive to notice.
+func topUp(msgs <-chan *mq.Delivery, pending []*mq.Delivery) []*mq.Delivery {
+	for len(pending) < admitBatch {
+		select {
+		case d, ok := <-msgs:
+			if !ok {
+				return pending
+			}
+			pending = append(pending, d)
+		default:
+			return pending
+		}
+	}
+	return pending
 }
 
 // openPart registers a claim; nil when the engine is closed.
@@ -335,13 +361,32 @@ func lagExceeded(p *part) bool {
 // budget and lag, in that order (behaviour.md §2.2), then the tracker. It
 // reports whether d was consumed (admitted, or skipped as already
 // finished); false means the reader must wait for p.wake and try again.
-func (e *Engine) admit(p *part, d *mq.Delivery) bool {
+func (e *Engine) admit(p *part, ds []*mq.Delivery) int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	now := e.now()
+	n, offered := 0, true
+	for _, d := range ds {
+		if !e.admitLocked(p, d, now) {
+			break
+		}
+		n++
+		offered = false
+	}
+	if !offered {
+		// Offer once for the whole batch, so a parked pull gets up to its
+		// maxBatchSize instead of the first message alone.
+		e.offerLocked(p, now)
+	}
+	return n
+}
+
+// admitLocked admits one delivery (see admit); false = blocked by a limit.
+// The caller offers p's new work to parked pulls.
+func (e *Engine) admitLocked(p *part, d *mq.Delivery, now time.Time) bool {
 	if p.revoked || d == nil {
 		return true
 	}
-	now := e.now()
 	ut := p.ut
 	s := &ut.s
 	if !p.hasToken {
@@ -436,7 +481,6 @@ func (e *Engine) admit(p *part, d *mq.Delivery) bool {
 	}
 	e.setStateLocked(j, stReady)
 	p.ready.pushBack(j)
-	e.offerLocked(p, now)
 	return true
 }
 

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -345,7 +346,10 @@ func messageDelivery(m *sarama.ConsumerMessage) *mq.Delivery {
 		Partition: m.Partition,
 		Offset:    m.Offset,
 		Key:       string(m.Key),
-		Body:      m.Value,
+		// Copied: sarama's value is a window into the whole fetch response
+		// (up to 1 MiB per partition), which one unacknowledged message
+		// would otherwise keep alive.
+		Body:      bytes.Clone(m.Value),
 		Timestamp: recordTime(m.Timestamp),
 	}
 	d.Tags, d.Properties = headerFields(m.Headers)

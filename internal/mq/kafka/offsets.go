@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -596,7 +597,7 @@ func blockDeliveries(topic string, partition int32, blk *sarama.FetchResponseBlo
 		}
 		d := &mq.Delivery{
 			Topic: topic, Partition: partition, Offset: o,
-			Key: string(key), Body: value, Timestamp: recordTime(ts),
+			Key: string(key), Body: bytes.Clone(value), Timestamp: recordTime(ts), // see messageDelivery
 		}
 		d.Tags, d.Properties = headerFields(hs)
 		out = append(out, d)

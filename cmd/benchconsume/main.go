@@ -40,20 +40,17 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -132,43 +129,8 @@ func realMain() int {
 		return 2
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sigc := make(chan os.Signal, 1)
-	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	go func() {
-		sig := <-sigc
-		signal.Stop(sigc)
-		logf("%v: stopping and cleaning up (send it again to die at once)", sig)
-		cancel()
-	}()
-
-	var cl bu.Cleanups
-	defer cl.Run()
-	rep, err := bench(ctx, &o, &cl)
-	cl.Run()
-	if err != nil {
-		if ctx.Err() != nil {
-			fmt.Fprintln(os.Stderr, "benchconsume: interrupted")
-			return 130
-		}
-		fmt.Fprintln(os.Stderr, "benchconsume: HARNESS FAILURE:", err)
-		if !o.keep {
-			fmt.Fprintln(os.Stderr, "benchconsume: rerun with -keep to keep the logs and configurations")
-		}
-		return 1
-	}
-	fmt.Println()
-	printReport(os.Stdout, rep)
-	if o.jsonPath != "" {
-		b, _ := json.MarshalIndent(rep, "", "  ")
-		if err := os.WriteFile(o.jsonPath, append(b, '\n'), 0o644); err != nil {
-			fmt.Fprintln(os.Stderr, "benchconsume: writing JSON:", err)
-			return 1
-		}
-		fmt.Printf("\nJSON results written to %s\n", o.jsonPath)
-	}
-	return 0
+	return bu.Main(bu.MainOptions{Keep: o.keep, KeepWhat: "the logs and configurations", JSONPath: o.jsonPath},
+		func(ctx context.Context, cl *bu.Cleanups) (*report, error) { return bench(ctx, &o, cl) }, printReport)
 }
 
 type stack struct {

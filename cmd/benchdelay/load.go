@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -265,29 +263,14 @@ func (s *sampler) all() []sample {
 	return append([]sample(nil), s.samples...)
 }
 
-// scrape reads the unlabelled samples of a Prometheus endpoint.
-func scrape(admin string) map[string]float64 {
-	out := map[string]float64{}
-	client := http.Client{Timeout: 2 * time.Second}
-	resp, err := client.Get("http://" + admin + "/metrics")
+// scrape reads the samples of a Prometheus endpoint (none if it does not
+// answer); an unlabelled metric is found under its name.
+func scrape(admin string) bu.Metrics {
+	m, err := bu.ScrapeMetrics(&http.Client{Timeout: 2 * time.Second}, admin)
 	if err != nil {
-		return out
+		return bu.Metrics{}
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		name, val, ok := strings.Cut(line, " ")
-		if !ok || strings.ContainsRune(name, '{') {
-			continue
-		}
-		if v, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
-			out[name] = v
-		}
-	}
-	return out
+	return m
 }
 
 // waitFor polls cond every 100 ms until it holds, ctx ends or timeout.

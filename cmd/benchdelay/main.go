@@ -35,13 +35,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -113,55 +111,22 @@ func realMain() int {
 		o.directLead = time.Duration(o.directN/50000+15) * time.Second
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sigc := make(chan os.Signal, 1)
-	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	go func() {
-		sig := <-sigc
-		signal.Stop(sigc)
-		logf("%v: stopping and cleaning up (send it again to die at once)", sig)
-		cancel()
-	}()
-
 	tmp, err := os.MkdirTemp("", "benchdelay-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchdelay:", err)
 		return 1
 	}
-	var cl bu.Cleanups
-	cl.Push(func() {
-		if o.keep {
-			logf("kept %s", tmp)
-			return
-		}
-		_ = os.RemoveAll(tmp)
-	})
-	defer cl.Run()
-	rep, err := bench(ctx, &o, &cl, tmp)
-	cl.Run()
-	if err != nil {
-		if ctx.Err() != nil {
-			fmt.Fprintln(os.Stderr, "benchdelay: interrupted")
-			return 130
-		}
-		fmt.Fprintln(os.Stderr, "benchdelay: HARNESS FAILURE:", err)
-		if !o.keep {
-			fmt.Fprintln(os.Stderr, "benchdelay: rerun with -keep to keep the logs")
-		}
-		return 1
-	}
-	fmt.Println()
-	printReport(os.Stdout, rep)
-	if o.jsonPath != "" {
-		b, _ := json.MarshalIndent(rep, "", "  ")
-		if err := os.WriteFile(o.jsonPath, append(b, '\n'), 0o644); err != nil {
-			fmt.Fprintln(os.Stderr, "benchdelay: writing JSON:", err)
-			return 1
-		}
-		fmt.Printf("\nJSON results written to %s\n", o.jsonPath)
-	}
-	return 0
+	return bu.Main(bu.MainOptions{Keep: o.keep, KeepWhat: "the logs", JSONPath: o.jsonPath},
+		func(ctx context.Context, cl *bu.Cleanups) (*report, error) {
+			cl.Push(func() {
+				if o.keep {
+					logf("kept %s", tmp)
+					return
+				}
+				_ = os.RemoveAll(tmp)
+			})
+			return bench(ctx, &o, cl, tmp)
+		}, printReport)
 }
 
 // rssPoint is the service's RSS at a pending level.

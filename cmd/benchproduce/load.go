@@ -5,13 +5,10 @@ package main
 // in-flight window (direct sarama AsyncProducer).
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +17,7 @@ import (
 	metrics "github.com/rcrowley/go-metrics"
 
 	"github.com/ddmq-go/carrera/gen-go/carrera/producer"
+	bu "github.com/ddmq-go/carrera/internal/benchutil"
 )
 
 const (
@@ -137,29 +135,12 @@ func saramaCounter(cfg *sarama.Config) produceCounter {
 func pproxyCounter(admin string) produceCounter {
 	client := &http.Client{Timeout: 2 * time.Second}
 	return func() (float64, float64, bool) {
-		resp, err := client.Get("http://" + admin + "/metrics")
+		m, err := bu.ScrapeMetrics(client, admin)
 		if err != nil {
 			return 0, 0, false
 		}
-		defer resp.Body.Close()
-		var reqs, recs float64
-		var haveReqs, haveRecs bool
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			name, rest, _ := strings.Cut(sc.Text(), " ")
-			name, _, _ = strings.Cut(name, "{")
-			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			if err != nil {
-				continue
-			}
-			switch name {
-			case "carrera_kafka_producer_records_per_request_count":
-				reqs, haveReqs = reqs+v, true
-			case "carrera_kafka_producer_records_per_request_sum":
-				recs, haveRecs = recs+v, true
-			}
-		}
+		reqs, haveReqs := m.Sum("carrera_kafka_producer_records_per_request_count")
+		recs, haveRecs := m.Sum("carrera_kafka_producer_records_per_request_sum")
 		return reqs, recs, haveReqs && haveRecs
 	}
 }

@@ -56,13 +56,11 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	bu "github.com/ddmq-go/carrera/internal/benchutil"
@@ -157,44 +155,8 @@ func realMain() int {
 		o.asyncWindow = o.batch * o.batchConns
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sigc := make(chan os.Signal, 1)
-	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	go func() {
-		sig := <-sigc
-		// A second signal gets the default action; the children then die
-		// with this process (Pdeathsig).
-		signal.Stop(sigc)
-		logf("%v: stopping and cleaning up (send it again to die at once)", sig)
-		cancel()
-	}()
-
-	var cl bu.Cleanups
-	defer cl.Run()
-	rep, err := bench(ctx, &o, &cl)
-	cl.Run() // stop the stack before printing
-	if err != nil {
-		if ctx.Err() != nil {
-			fmt.Fprintln(os.Stderr, "benchproduce: interrupted")
-			return 130
-		}
-		fmt.Fprintln(os.Stderr, "benchproduce: HARNESS FAILURE:", err)
-		if !o.keep {
-			fmt.Fprintln(os.Stderr, "benchproduce: rerun with -keep to keep the logs and configurations")
-		}
-		return 1
-	}
-	fmt.Println()
-	printTable(os.Stdout, rep)
-	if o.jsonPath != "" {
-		if err := writeJSON(o.jsonPath, rep); err != nil {
-			fmt.Fprintln(os.Stderr, "benchproduce: writing JSON:", err)
-			return 1
-		}
-		fmt.Printf("\nJSON results written to %s\n", o.jsonPath)
-	}
-	return 0
+	return bu.Main(bu.MainOptions{Keep: o.keep, KeepWhat: "the logs and configurations", JSONPath: o.jsonPath},
+		func(ctx context.Context, cl *bu.Cleanups) (*report, error) { return bench(ctx, &o, cl) }, printTable)
 }
 
 func (o *options) validate() error {

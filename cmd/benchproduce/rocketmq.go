@@ -9,11 +9,9 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -274,31 +272,12 @@ func runRMQDirectAsync(ctx context.Context, w window, d *rmqDirect, topic string
 func rmqPProxyCounter(admin string) produceCounter {
 	client := &http.Client{Timeout: 2 * time.Second}
 	return func() (float64, float64, bool) {
-		resp, err := client.Get("http://" + admin + "/metrics")
+		m, err := bu.ScrapeMetrics(client, admin)
 		if err != nil {
 			return 0, 0, false
 		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			return 0, 0, false
-		}
-		var reqs, msgs float64
-		var haveReqs, haveMsgs bool
-		for line := range strings.SplitSeq(string(b), "\n") {
-			name, rest, _ := strings.Cut(line, " ")
-			name, _, _ = strings.Cut(name, "{")
-			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			if err != nil {
-				continue
-			}
-			switch name {
-			case "carrera_rocketmq_producer_messages_per_request_count":
-				reqs, haveReqs = reqs+v, true
-			case "carrera_rocketmq_producer_messages_per_request_sum":
-				msgs, haveMsgs = msgs+v, true
-			}
-		}
+		reqs, haveReqs := m.Sum("carrera_rocketmq_producer_messages_per_request_count")
+		msgs, haveMsgs := m.Sum("carrera_rocketmq_producer_messages_per_request_sum")
 		return reqs, msgs, haveReqs && haveMsgs
 	}
 }

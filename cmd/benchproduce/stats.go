@@ -1,10 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -248,12 +246,4 @@ func printTable(w io.Writer, r *report) {
 	for _, n := range r.Notes {
 		fmt.Fprintln(w, "  - "+strings.ReplaceAll(n, "\n", "\n    "))
 	}
-}
-
-func writeJSON(path string, r *report) error {
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
 }

@@ -1,7 +1,11 @@
 package benchutil
 
 import (
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -43,5 +47,32 @@ func TestProcParsers(t *testing.T) {
 	}
 	if MachineBusy() <= 0 {
 		t.Error("MachineBusy is 0")
+	}
+}
+
+func TestScrapeMetrics(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "# HELP x_total things\n# TYPE x_total counter\nx_total 3\n"+
+			"y_count{kind=\"a\"} 2\ny_count{kind=\"b b\"} 5\ny_sum{kind=\"a\"} 1.5e+01\nbroken line\n")
+	}))
+	defer srv.Close()
+	m, err := ScrapeMetrics(srv.Client(), strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m["x_total"] != 3 || len(m) != 4 {
+		t.Fatalf("scraped %v", m)
+	}
+	if sum, ok := m.Sum("y_count"); !ok || sum != 7 {
+		t.Errorf("Sum(y_count) = %v, %v; want 7, true", sum, ok)
+	}
+	if sum, ok := m.Sum("y_sum"); !ok || sum != 15 {
+		t.Errorf("Sum(y_sum) = %v, %v; want 15, true", sum, ok)
+	}
+	if _, ok := m.Sum("y"); ok {
+		t.Error("Sum of a name prefix found series")
+	}
+	if _, err := ScrapeMetrics(srv.Client(), "127.0.0.1:1"); err == nil {
+		t.Error("scrape of a closed port succeeded")
 	}
 }

@@ -1,8 +1,9 @@
 // Package benchutil is the shared harness of the benchmark commands
-// (cmd/benchproduce, cmd/benchconsume): building the binaries, starting
+// (cmd/benchproduce, cmd/benchconsume, cmd/benchdelay): the command outline
+// (Main: signals, cleanup, report, JSON), building the binaries, starting
 // ZooKeeper, kfakeserver and the proxies as child processes, readiness
-// checks, /proc sampling, the cleanup stack that stops everything on every
-// exit path, and latency statistics.
+// checks, /proc sampling, Prometheus scraping, the cleanup stack that stops
+// everything on every exit path, and latency statistics.
 package benchutil
 
 import (

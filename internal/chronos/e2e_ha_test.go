@@ -55,7 +55,7 @@ func TestE2EKillLeaderReplicaTakesOver(t *testing.T) {
 	a := newChild(t, bin, s.chronosConfig("cg_inner_a", false))
 	b := newChild(t, bin, s.chronosConfig("cg_inner_b", false))
 	a.start()
-	eventually(t, 15*time.Second, "first node elected master", a.master)
+	testenv.Eventually(t, 15*time.Second, "first node elected master", a.master)
 	b.start()
 	s.awaitGroupReady("cg_inner_a")
 	s.awaitGroupReady("cg_inner_b")
@@ -69,14 +69,14 @@ func TestE2EKillLeaderReplicaTakesOver(t *testing.T) {
 	want := append(append([]string{}, ids...), occurrences(t, loop)...)
 	// Both replicas hold every pending message (the backup ingests up to
 	// the master's published offsets).
-	eventually(t, 10*time.Second, "both replicas ingested", func() bool {
+	testenv.Eventually(t, 10*time.Second, "both replicas ingested", func() bool {
 		return pending(a) >= 38 && pending(b) >= 38 // a few may have fired already
 	})
 
 	time.Sleep(time.Until(time.Unix(now+7, 0)))
 	a.kill()
 	killed := time.Now()
-	eventually(t, 15*time.Second, "replica takes over", b.master)
+	testenv.Eventually(t, 15*time.Second, "replica takes over", b.master)
 	t.Logf("replica master %v after the kill", time.Since(killed).Round(time.Millisecond))
 
 	time.Sleep(time.Until(time.Unix(now+14, 0).Add(6 * time.Second)))
@@ -104,7 +104,7 @@ func TestE2ERestartLosesNothing(t *testing.T) {
 	p := s.producer()
 	now := time.Now().Unix()
 	before := schedule(t, p, 30, now+3, now+12, "r")
-	eventually(t, 10*time.Second, "ingested", func() bool { return pending(c) == 30 })
+	testenv.Eventually(t, 10*time.Second, "ingested", func() bool { return pending(c) == 30 })
 
 	time.Sleep(time.Until(time.Unix(now+5, 0)))
 	c.kill()

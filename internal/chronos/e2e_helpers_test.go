@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/thrift/lib/go/thrift"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -24,10 +23,10 @@ import (
 	"github.com/ddmq-go/carrera/gen-go/carrera/consumer"
 	"github.com/ddmq-go/carrera/gen-go/carrera/producer"
 	"github.com/ddmq-go/carrera/internal/chronos"
-	"github.com/ddmq-go/carrera/internal/config"
 	"github.com/ddmq-go/carrera/internal/cproxy"
 	"github.com/ddmq-go/carrera/internal/pproxy"
 	"github.com/ddmq-go/carrera/internal/testenv"
+	"github.com/ddmq-go/carrera/internal/testenv/thrifttest"
 	"github.com/ddmq-go/carrera/internal/zkconf"
 )
 
@@ -134,46 +133,19 @@ func startStack(t *testing.T, groups ...string) *stack {
 func (s *stack) runProxy(kind string, port int) string {
 	t := s.t
 	t.Helper()
-	y := fmt.Sprintf("zookeeperAddr: %s\nhost: 127.0.0.1\nport: %d\nadminAddr: 127.0.0.1:0\nconfigCacheDir: %s\nzkStartTimeout: 2s\nshutdownTimeout: 5s\n",
-		s.zk.ConnectString(chroot), port, t.TempDir())
-	boot, err := config.ParseBootstrap([]byte(y))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
+	boot := testenv.ProxyBootstrap(t, s.zk, chroot, port)
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)).Named(kind)
 	watcher := func(c *zkconf.Config) { c.RetryInterval = 100 * time.Millisecond }
-	onReady := func(th, _ net.Addr) { ready <- th.String() }
-	go func() {
+	addr, _ := testenv.RunInProc(t, kind, func(ctx context.Context, ready func(string)) error {
+		onReady := func(th, _ net.Addr) { ready(th.String()) }
 		if kind == "pproxy" {
-			done <- pproxy.Run(ctx, pproxy.Options{Bootstrap: boot, Logger: log, ListenAddr: "127.0.0.1:0", Ready: onReady, Watcher: watcher})
-			return
+			return pproxy.Run(ctx, pproxy.Options{Bootstrap: boot, Logger: log, ListenAddr: "127.0.0.1:0", Ready: onReady, Watcher: watcher})
 		}
-		done <- cproxy.Run(ctx, cproxy.Options{Bootstrap: boot, Logger: log, ListenAddr: "127.0.0.1:0", Ready: onReady, Watcher: watcher,
+		return cproxy.Run(ctx, cproxy.Options{Bootstrap: boot, Logger: log, ListenAddr: "127.0.0.1:0", Ready: onReady, Watcher: watcher,
 			Timings: cproxy.GroupTimings{SessionTimeout: time.Second, HeartbeatInterval: 100 * time.Millisecond,
 				RebalanceTimeout: time.Second, CommitInterval: 100 * time.Millisecond, FetchMaxWait: 50 * time.Millisecond}})
-	}()
-	var once sync.Once
-	t.Cleanup(func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("%s shutdown: %v", kind, err)
-			}
-		})
 	})
-	select {
-	case addr := <-ready:
-		return addr
-	case err := <-done:
-		once.Do(func() {})
-		t.Fatalf("%s exited: %v", kind, err)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s did not start", kind)
-	}
-	return ""
+	return addr
 }
 
 // chronosConfig is a delay-service configuration for this stack.
@@ -205,32 +177,10 @@ func (s *stack) chronosConfig(group string, standAlone bool) *chronos.Config {
 func (s *stack) runChronos(c *chronos.Config) (admin string, stop func()) {
 	t := s.t
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- chronos.Run(ctx, chronos.Options{Config: c, Logger: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)).Named("chronos"),
-			Ready: func(a net.Addr) { ready <- a.String() }})
-	}()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("chronos shutdown: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	select {
-	case admin = <-ready:
-	case err := <-done:
-		once.Do(func() {})
-		t.Fatalf("chronos exited: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("chronos did not start")
-	}
-	return admin, stop
+	return testenv.RunInProc(t, "chronos", func(ctx context.Context, ready func(string)) error {
+		return chronos.Run(ctx, chronos.Options{Config: c, Logger: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)).Named("chronos"),
+			Ready: func(a net.Addr) { ready(a.String()) }})
+	})
 }
 
 // awaitGroupReady waits until the inner group has a committed start
@@ -241,7 +191,7 @@ func (s *stack) awaitGroupReady(group string) {
 	t.Helper()
 	c := s.consumer()
 	topic := innerName
-	eventually(t, 30*time.Second, "inner group "+group+" committed", func() bool {
+	testenv.Eventually(t, 30*time.Second, "inner group "+group+" committed", func() bool {
 		stats, err := c.GetConsumeStats(context.Background(), &consumer.ConsumeStatsRequest{Group: group, Topic: &topic})
 		return err == nil && len(stats) == 1 && len(stats[0].ConsumeOffsets) == 2
 	})
@@ -249,27 +199,13 @@ func (s *stack) awaitGroupReady(group string) {
 
 func (s *stack) consumer() *consumer.ConsumerServiceClient {
 	s.t.Helper()
-	cfg := &thrift.TConfiguration{ConnectTimeout: 2 * time.Second, SocketTimeout: 10 * time.Second}
-	trans := thrift.NewTFramedTransportConf(thrift.NewTSocketConf(s.caddr, cfg), cfg)
-	if err := trans.Open(); err != nil {
-		s.t.Fatal(err)
-	}
-	s.t.Cleanup(func() { trans.Close() })
-	p := thrift.NewTCompactProtocolConf(trans, cfg)
-	return consumer.NewConsumerServiceClient(thrift.NewTStandardClient(p, p))
+	return thrifttest.Consumer(s.t, s.caddr, 10*time.Second)
 }
 
 // producerClient is a framed-compact pproxy client, as the SDKs use.
 func (s *stack) producer() *producer.ProducerServiceClient {
 	s.t.Helper()
-	cfg := &thrift.TConfiguration{ConnectTimeout: 2 * time.Second, SocketTimeout: 10 * time.Second}
-	trans := thrift.NewTFramedTransportConf(thrift.NewTSocketConf(s.paddr, cfg), cfg)
-	if err := trans.Open(); err != nil {
-		s.t.Fatal(err)
-	}
-	s.t.Cleanup(func() { trans.Close() })
-	p := thrift.NewTCompactProtocolConf(trans, cfg)
-	return producer.NewProducerServiceClient(thrift.NewTStandardClient(p, p))
+	return thrifttest.Producer(s.t, s.paddr, 10*time.Second)
 }
 
 var uuidSeq struct {
@@ -379,17 +315,6 @@ func checkLateness(t *testing.T, d delivered, limit time.Duration) time.Duration
 			d.at.Format("15:04:05.000"), late, limit)
 	}
 	return late
-}
-
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // metric reads one unlabelled sample from a Prometheus text endpoint.

@@ -165,7 +165,7 @@ func TestE2ERocketMQDelayLoopCancel(t *testing.T) {
 	e1 := addLoop(t, p, 4, base+1, 2, 3, base+1000, "exponent")    // +1, +3, +7
 	late := addDelay(t, p, now-30, []byte("already due"), "", nil) // sent at once
 
-	eventually(t, 15*time.Second, "l2's first occurrence", func() bool { return len(pc.byKey()[l2]) > 0 })
+	testenv.Eventually(t, 15*time.Second, "l2's first occurrence", func() bool { return len(pc.byKey()[l2]) > 0 })
 	cancelDelay(t, p, l2)
 	time.Sleep(time.Until(time.Unix(base+7, 0).Add(2 * time.Second)))
 	got := pc.byKey()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ddmq-go/carrera/gen-go/carrera/producer"
 	"github.com/ddmq-go/carrera/internal/chronos/delayid"
+	"github.com/ddmq-go/carrera/internal/testenv"
 )
 
 // occurrences lists the ids of every valid occurrence of a loop id.
@@ -51,7 +52,7 @@ func TestE2EDelayLoopCancel(t *testing.T) {
 	pastLoop := addLoop(t, p, 3, now-4, 3, 4, now+100, "loop-from-past") // now-4, now-1 at once; now+2, now+5 fire
 
 	// Cancel l2 as a client would: with the key of the delivery it got.
-	eventually(t, 10*time.Second, "l2's first occurrence", func() bool { return len(byKey(s.readUser())[l2]) > 0 })
+	testenv.Eventually(t, 10*time.Second, "l2's first occurrence", func() bool { return len(byKey(s.readUser())[l2]) > 0 })
 	cancelDelay(t, p, l2)
 
 	lastFire := time.Unix(base+7, 0)
@@ -113,7 +114,7 @@ func TestE2EDelayLoopCancel(t *testing.T) {
 		t.Fatal("loop arithmetic changed")
 	}
 	t.Logf("%d deliveries checked; max lateness %v", len(got), maxLate)
-	eventually(t, 5*time.Second, "pending back to 0", func() bool {
+	testenv.Eventually(t, 5*time.Second, "pending back to 0", func() bool {
 		v, ok := metric(admin, "chronos_pending_messages")
 		return ok && v == 0
 	})

@@ -480,7 +480,7 @@ func caseOrderKey(t *testing.T, s *stack) {
 			}
 		})
 	}
-	eventually(t, 30*time.Second, "every ordered message acknowledged", func() bool {
+	testenv.Eventually(t, 30*time.Second, "every ordered message acknowledged", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(acked) == n || len(failures) > 0
@@ -608,7 +608,7 @@ func caseOrderQID(t *testing.T, s *stack) {
 			}
 		})
 	}
-	eventually(t, 30*time.Second, "every message acknowledged", func() bool {
+	testenv.Eventually(t, 30*time.Second, "every message acknowledged", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(acked) == n || len(failures) > 0
@@ -679,7 +679,7 @@ func caseFetchAck(t *testing.T, s *stack) {
 		return out
 	}
 	var got map[string]*consumer.QidResponse
-	eventually(t, 20*time.Second, "every qid assigned to the fetcher", func() bool { got = fetch(nil); return len(got) == nq },
+	testenv.Eventually(t, 20*time.Second, "every qid assigned to the fetcher", func() bool { got = fetch(nil); return len(got) == nq },
 		func() string { return fmt.Sprintf("qids %v", slices.Collect(maps.Keys(got))) })
 	for q, r := range got {
 		if len(r.Messages) != 0 || r.GetNextRequestOffset() != 2 {
@@ -699,7 +699,7 @@ func caseFetchAck(t *testing.T, s *stack) {
 		next[q] = 2
 	}
 	read := map[string]int{}
-	eventually(t, 10*time.Second, "offsets 2..7 fetched on every qid", func() bool {
+	testenv.Eventually(t, 10*time.Second, "offsets 2..7 fetched on every qid", func() bool {
 		for q, r := range fetch(next) {
 			if r.GetNextRequestOffset() != next[q]+int64(len(r.Messages)) {
 				t.Fatalf("%s: fetched %d at %d, next %d", q, len(r.Messages), next[q], r.GetNextRequestOffset())
@@ -741,7 +741,7 @@ func caseFetchAck(t *testing.T, s *stack) {
 			t.Fatalf("ack %d: %v %v", v, ok, err)
 		}
 		var st []*consumer.ConsumeStats
-		eventually(t, 10*time.Second, fmt.Sprintf("committed offsets at %d", v), func() bool {
+		testenv.Eventually(t, 10*time.Second, fmt.Sprintf("committed offsets at %d", v), func() bool {
 			st = stats(t, cc, group, topic)
 			if len(st) != 1 || len(st[0].ConsumeOffsets) != nq {
 				return false
@@ -905,11 +905,11 @@ func casePressureTraffic(t *testing.T, s *stack) {
 			}
 			return nil
 		}
-		eventually(t, 20*time.Second, q0+" assigned to the fetcher", func() bool { return fetch(nil) != nil })
+		testenv.Eventually(t, 20*time.Second, q0+" assigned to the fetcher", func() bool { return fetch(nil) != nil })
 		sendBatch(t, pc, msgs(lowTopic))
 		var got []string
 		next := int64(0)
-		eventually(t, 10*time.Second, "fetched up to offset 4", func() bool {
+		testenv.Eventually(t, 10*time.Second, "fetched up to offset 4", func() bool {
 			r := fetch(map[string]int64{q0: next})
 			for _, m := range r.Messages {
 				got = append(got, fmt.Sprintf("%d:%s", m.Offset, m.Value))

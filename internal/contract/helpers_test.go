@@ -11,6 +11,7 @@ import (
 
 	"github.com/ddmq-go/carrera/gen-go/carrera/consumer"
 	"github.com/ddmq-go/carrera/gen-go/carrera/producer"
+	"github.com/ddmq-go/carrera/internal/testenv"
 )
 
 // Messages and codes of wire-contract.md §4 the suite checks.
@@ -22,23 +23,6 @@ const (
 	msgLimited    = "FAILED: Refused by the rate limiter."
 	msgIsDelay    = "FAILED: Topic is delay"
 )
-
-// eventually polls cond every 20 ms until it holds; it fails the test
-// after timeout, describing the last state with last() if given.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool, last ...func() string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			detail := ""
-			for _, f := range last {
-				detail += " " + f()
-			}
-			t.Fatalf("timed out after %v waiting for %s%s", timeout, what, detail)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // sendSync sends m with the proxy-side timeout of 3 s and returns the
 // result (transport errors fail the test).
@@ -117,7 +101,7 @@ func stats(t testing.TB, cc *consumer.ConsumerServiceClient, group, topic string
 func startGroup(t testing.TB, cc *consumer.ConsumerServiceClient, group, topic string) {
 	t.Helper()
 	var st []*consumer.ConsumeStats
-	eventually(t, 30*time.Second, "start offsets of "+group, func() bool {
+	testenv.Eventually(t, 30*time.Second, "start offsets of "+group, func() bool {
 		if resp := pull(t, cc, group, 1, 20, nil); len(resp.Messages) != 0 {
 			t.Fatalf("%s delivered %q before anything was sent", group, resp.Messages[0].Value)
 		}
@@ -199,7 +183,7 @@ func (s *stack) checkQIDs(t testing.TB, what string, m map[string]int64) {
 func (s *stack) awaitCaughtUp(t testing.TB, cc *consumer.ConsumerServiceClient, group, topic string) *consumer.ConsumeStats {
 	t.Helper()
 	var st []*consumer.ConsumeStats
-	eventually(t, 15*time.Second, group+" caught up", func() bool {
+	testenv.Eventually(t, 15*time.Second, group+" caught up", func() bool {
 		st = stats(t, cc, group, topic)
 		if len(st) != 1 || len(st[0].ProduceOffsets) != nq || !maps.Equal(st[0].ConsumeOffsets, st[0].ProduceOffsets) {
 			return false

@@ -3,24 +3,21 @@ package contract_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"maps"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/apache/thrift/lib/go/thrift"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/ddmq-go/carrera/gen-go/carrera/consumer"
 	"github.com/ddmq-go/carrera/gen-go/carrera/producer"
-	"github.com/ddmq-go/carrera/internal/config"
 	"github.com/ddmq-go/carrera/internal/cproxy"
 	"github.com/ddmq-go/carrera/internal/pproxy"
 	"github.com/ddmq-go/carrera/internal/testenv"
+	"github.com/ddmq-go/carrera/internal/testenv/thrifttest"
 	"github.com/ddmq-go/carrera/internal/zkconf"
 )
 
@@ -165,14 +162,16 @@ func startStack(t *testing.T, zk *testenv.ZooKeeper, be backend) *stack {
 	testenv.SeedZK(t, zk.Addr, chroot, nodes)
 
 	s := &stack{b: b}
-	s.pproxy = runDaemon(t, "pproxy", func(ctx context.Context, boot *config.Bootstrap, ready func(th, ad net.Addr)) error {
-		return pproxy.Run(ctx, pproxy.Options{Bootstrap: boot, Logger: daemonLogger(t), ListenAddr: "127.0.0.1:0",
-			Ready: ready, Watcher: fastWatcher})
-	}, bootstrap(t, zk, chroot, 9613))
-	s.cproxy = runDaemon(t, "cproxy", func(ctx context.Context, boot *config.Bootstrap, ready func(th, ad net.Addr)) error {
-		return cproxy.Run(ctx, cproxy.Options{Bootstrap: boot, Logger: daemonLogger(t), ListenAddr: "127.0.0.1:0",
-			Ready: ready, Watcher: fastWatcher, Timings: fastTimings})
-	}, bootstrap(t, zk, chroot, 9713))
+	pboot := testenv.ProxyBootstrap(t, zk, chroot, 9613)
+	s.pproxy, _ = testenv.RunInProc(t, "pproxy", func(ctx context.Context, ready func(string)) error {
+		return pproxy.Run(ctx, pproxy.Options{Bootstrap: pboot, Logger: daemonLogger(t), ListenAddr: "127.0.0.1:0",
+			Ready: func(th, _ net.Addr) { ready(th.String()) }, Watcher: fastWatcher})
+	})
+	cboot := testenv.ProxyBootstrap(t, zk, chroot, 9713)
+	s.cproxy, _ = testenv.RunInProc(t, "cproxy", func(ctx context.Context, ready func(string)) error {
+		return cproxy.Run(ctx, cproxy.Options{Bootstrap: cboot, Logger: daemonLogger(t), ListenAddr: "127.0.0.1:0",
+			Ready: func(th, _ net.Addr) { ready(th.String()) }, Watcher: fastWatcher, Timings: fastTimings})
+	})
 	return s
 }
 
@@ -187,71 +186,15 @@ func daemonLogger(t *testing.T) *zap.Logger {
 	return zaptest.NewLogger(t, zaptest.Level(zapcore.InfoLevel))
 }
 
-func bootstrap(t *testing.T, zk *testenv.ZooKeeper, chroot string, port int) *config.Bootstrap {
-	t.Helper()
-	y := fmt.Sprintf("zookeeperAddr: %s\nhost: 127.0.0.1\nport: %d\nadminAddr: 127.0.0.1:0\nconfigCacheDir: %s\nzkStartTimeout: 2s\nshutdownTimeout: 5s\n",
-		zk.ConnectString(chroot), port, t.TempDir())
-	boot, err := config.ParseBootstrap([]byte(y))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return boot
-}
-
-// runDaemon runs a daemon's Run until the test ends and returns its Thrift
-// address once it listens.
-func runDaemon(t *testing.T, name string, run func(context.Context, *config.Bootstrap, func(th, ad net.Addr)) error,
-	boot *config.Bootstrap,
-) string {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, boot, func(th, _ net.Addr) { ready <- th.String() }) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("%s shutdown: %v", name, err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	select {
-	case addr := <-ready:
-		return addr
-	case err := <-done:
-		once.Do(cancel)
-		t.Fatalf("%s exited: %v", name, err)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s did not start", name)
-	}
-	return ""
-}
-
-// thriftConf: the SDKs' transport (framed + compact).
-var thriftConf = &thrift.TConfiguration{ConnectTimeout: 2 * time.Second, SocketTimeout: 30 * time.Second}
-
-func openFramed(t testing.TB, addr string) thrift.TProtocol {
-	t.Helper()
-	trans := thrift.NewTFramedTransportConf(thrift.NewTSocketConf(addr, thriftConf), thriftConf)
-	if err := trans.Open(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { trans.Close() })
-	return thrift.NewTCompactProtocolConf(trans, thriftConf)
-}
-
 // producerClient dials pproxy (closed when t ends). Not safe for
 // concurrent use: one per goroutine.
 func producerClient(t testing.TB, addr string) *producer.ProducerServiceClient {
-	p := openFramed(t, addr)
-	return producer.NewProducerServiceClient(thrift.NewTStandardClient(p, p))
+	t.Helper()
+	return thrifttest.Producer(t, addr, 30*time.Second)
 }
 
 // consumerClient dials cproxy (closed when t ends). One per goroutine.
 func consumerClient(t testing.TB, addr string) *consumer.ConsumerServiceClient {
-	p := openFramed(t, addr)
-	return consumer.NewConsumerServiceClient(thrift.NewTStandardClient(p, p))
+	t.Helper()
+	return thrifttest.Consumer(t, addr, 30*time.Second)
 }

@@ -58,43 +58,51 @@ func (b *kafkaBackend) GroupConsumer(u *config.UnitView) (mq.GroupConsumer, erro
 	}, b.log.Named("kafka"))
 }
 
+// perCluster returns m[cluster], building it with build on first use; ok
+// is false when the cluster has no Kafka bootstrap servers or build failed
+// (logged as what). The caller holds b.mu.
+func perCluster[T any](b *kafkaBackend, m map[string]T, cluster, what string, build func(brokers []string) (T, error)) (v T, ok bool) {
+	if v, ok := m[cluster]; ok {
+		return v, true
+	}
+	brokers, ok := b.brokers(cluster)
+	if !ok {
+		return v, false
+	}
+	v, err := build(brokers)
+	if err != nil {
+		b.log.Warn(what, zap.String("cluster", cluster), zap.Error(err))
+		return v, false
+	}
+	m[cluster] = v
+	return v, true
+}
+
 // reader returns the cluster's offset reader (nil if the cluster has no
 // Kafka config).
 func (b *kafkaBackend) reader(cluster string) mq.OffsetReader {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if r, ok := b.readers[cluster]; ok {
-		return r
-	}
-	brokers, ok := b.brokers(cluster)
+	r, ok := perCluster(b, b.readers, cluster, "offset reader", func(brokers []string) (*kafka.OffsetReader, error) {
+		return kafka.NewOffsetReader(kafka.ConsumerOptions{Cluster: cluster, Brokers: brokers}, b.log.Named("kafka"))
+	})
 	if !ok {
 		return nil
 	}
-	r, err := kafka.NewOffsetReader(kafka.ConsumerOptions{Cluster: cluster, Brokers: brokers}, b.log.Named("kafka"))
-	if err != nil {
-		b.log.Warn("offset reader", zap.String("cluster", cluster), zap.Error(err))
-		return nil
-	}
-	b.readers[cluster] = r
 	return r
 }
 
+// Producer returns the cluster's dead-letter producer (nil if the cluster
+// has no Kafka config).
 func (b *kafkaBackend) Producer(cluster string) mq.Producer {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if p, ok := b.producers[cluster]; ok {
-		return p
-	}
-	brokers, ok := b.brokers(cluster)
+	p, ok := perCluster(b, b.producers, cluster, "dead-letter producer", func(brokers []string) (*kafka.Producer, error) {
+		return kafka.NewProducer(kafka.Options{Cluster: cluster, Brokers: brokers, ClientID: "carrera-cproxy-dlq"}, b.log.Named("dlq"))
+	})
 	if !ok {
 		return nil
 	}
-	p, err := kafka.NewProducer(kafka.Options{Cluster: cluster, Brokers: brokers, ClientID: "carrera-cproxy-dlq"}, b.log.Named("dlq"))
-	if err != nil {
-		b.log.Warn("dead-letter producer", zap.String("cluster", cluster), zap.Error(err))
-		return nil
-	}
-	b.producers[cluster] = p
 	return p
 }
 

@@ -234,7 +234,7 @@ func TestAtLeastOnceWithKill(t *testing.T) {
 	// skipped by a later owner (see the report: a kill before the first
 	// commit of a partition loses its messages).
 	i := 0
-	eventually(t, 30*time.Second, "a committed offset on every partition", func() bool {
+	testenv.Eventually(t, 30*time.Second, "a committed offset on every partition", func() bool {
 		if i%10 == 0 {
 			probeAll()
 		}
@@ -277,7 +277,7 @@ func TestAtLeastOnceWithKill(t *testing.T) {
 		}
 		prodErr <- nil
 	}()
-	eventually(t, 20*time.Second, "a third acknowledged", func() bool { return tr.ackedCount() >= n/3+probes*4 })
+	testenv.Eventually(t, 20*time.Second, "a third acknowledged", func() bool { return tr.ackedCount() >= n/3+probes*4 })
 	killAt := time.Now()
 	ch.kill()
 	t.Logf("child killed after %d acknowledged messages", tr.ackedCount())
@@ -285,7 +285,7 @@ func TestAtLeastOnceWithKill(t *testing.T) {
 	// dead member's session expired): kfake keeps a rebalance started by a
 	// new member waiting for the dead one, and the in-process member's
 	// short timings would keep it out of that generation for long.
-	eventually(t, 30*time.Second, "the in-process instance serving every partition", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the in-process instance serving every partition", func() bool {
 		probeAll()
 		time.Sleep(200 * time.Millisecond) // probe pacing
 		return tr.servedSince(0, killAt, qids)
@@ -325,7 +325,7 @@ func TestAtLeastOnceWithKill(t *testing.T) {
 	}
 	allAckedAt := time.Now()
 	ackAll.Store(true)
-	eventually(t, 30*time.Second, "committed offsets reach the high watermarks", func() bool {
+	testenv.Eventually(t, 30*time.Second, "committed offsets reach the high watermarks", func() bool {
 		ok, _ := statsCaughtUp(inC, group, topic, 4)
 		return ok
 	})

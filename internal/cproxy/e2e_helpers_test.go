@@ -11,21 +11,19 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/apache/thrift/lib/go/thrift"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/ddmq-go/carrera/gen-go/carrera/consumer"
-	"github.com/ddmq-go/carrera/internal/config"
 	"github.com/ddmq-go/carrera/internal/cproxy"
 	"github.com/ddmq-go/carrera/internal/mq"
 	"github.com/ddmq-go/carrera/internal/mq/kafka"
 	"github.com/ddmq-go/carrera/internal/testenv"
+	"github.com/ddmq-go/carrera/internal/testenv/thrifttest"
 	"github.com/ddmq-go/carrera/internal/zkconf"
 )
 
@@ -117,41 +115,14 @@ func startStack2(t *testing.T, s *stack) string {
 // (idempotent, also registered as cleanup).
 func startInProc(t *testing.T, z *testenv.ZooKeeper, port int) (addr string, stop func()) {
 	t.Helper()
-	y := fmt.Sprintf("zookeeperAddr: %s\nhost: 127.0.0.1\nport: %d\nadminAddr: 127.0.0.1:0\nconfigCacheDir: %s\nzkStartTimeout: 2s\nshutdownTimeout: 5s\n",
-		z.ConnectString(chroot), port, t.TempDir())
-	boot, err := config.ParseBootstrap([]byte(y))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- cproxy.Run(ctx, cproxy.Options{Bootstrap: boot, Logger: zaptest.NewLogger(t), ListenAddr: "127.0.0.1:0",
-			Ready:   func(th, _ net.Addr) { ready <- th.String() },
+	boot := testenv.ProxyBootstrap(t, z, chroot, port)
+	return testenv.RunInProc(t, "cproxy", func(ctx context.Context, ready func(string)) error {
+		return cproxy.Run(ctx, cproxy.Options{Bootstrap: boot, Logger: zaptest.NewLogger(t), ListenAddr: "127.0.0.1:0",
+			Ready:   func(th, _ net.Addr) { ready(th.String()) },
 			Watcher: func(c *zkconf.Config) { c.RetryInterval = 100 * time.Millisecond },
 			Timings: fastTimings,
 		})
-	}()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("cproxy shutdown: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		once.Do(func() {})
-		t.Fatalf("cproxy exited: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("cproxy did not start")
-	}
-	return addr, stop
+	})
 }
 
 // child is a cproxy daemon run as a child process (default group timings).
@@ -235,23 +206,12 @@ func (c *child) kill() {
 
 // dialE opens a Thrift consumer client; close releases the connection.
 func dialE(addr string) (*consumer.ConsumerServiceClient, func(), error) {
-	cfg := &thrift.TConfiguration{ConnectTimeout: 2 * time.Second, SocketTimeout: 30 * time.Second}
-	trans := thrift.NewTFramedTransportConf(thrift.NewTSocketConf(addr, cfg), cfg)
-	if err := trans.Open(); err != nil {
-		return nil, nil, err
-	}
-	p := thrift.NewTCompactProtocolConf(trans, cfg)
-	return consumer.NewConsumerServiceClient(thrift.NewTStandardClient(p, p)), func() { trans.Close() }, nil
+	return thrifttest.DialConsumer(addr, 30*time.Second)
 }
 
 func dial(t *testing.T, addr string) *consumer.ConsumerServiceClient {
 	t.Helper()
-	c, closer, err := dialE(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(closer)
-	return c
+	return thrifttest.Consumer(t, addr, 30*time.Second)
 }
 
 type kmsgSpec struct {
@@ -306,18 +266,6 @@ func statsCaughtUp(c *consumer.ConsumerServiceClient, group, topic string, parts
 		}
 	}
 	return true, ""
-}
-
-// eventually polls cond every 20 ms until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // startKafka starts kfake accepting the short session timeouts of the

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ddmq-go/carrera/gen-go/carrera/consumer"
+	"github.com/ddmq-go/carrera/internal/testenv"
 )
 
 // TestE2ELowLevelFetchAck: a LowLevel group fetches from the latest offset,
@@ -41,7 +42,7 @@ func TestE2ELowLevelFetchAck(t *testing.T) {
 	// The fetcher joins the group; the first answer with both qids is at
 	// the latest offsets.
 	var got map[string]*consumer.QidResponse
-	eventually(t, 15*time.Second, "both qids assigned", func() bool { got = fetch(nil); return len(got) == 2 })
+	testenv.Eventually(t, 15*time.Second, "both qids assigned", func() bool { got = fetch(nil); return len(got) == 2 })
 	next := map[string]int64{}
 	for q, r := range got {
 		if len(r.Messages) != 0 || r.GetNextRequestOffset() != 0 {
@@ -55,7 +56,7 @@ func TestE2ELowLevelFetchAck(t *testing.T) {
 	}
 	produceSpecs(t, s.kafka, topic, specs)
 	seen := map[string]bool{}
-	eventually(t, 10*time.Second, "all messages fetched", func() bool {
+	testenv.Eventually(t, 10*time.Second, "all messages fetched", func() bool {
 		for q, r := range fetch(map[string]map[string]int64{topic: next}) {
 			if len(r.Messages) > 4 {
 				t.Fatalf("batch of %d > maxPullBatchSize", len(r.Messages))
@@ -80,7 +81,7 @@ func TestE2ELowLevelFetchAck(t *testing.T) {
 		t.Fatalf("ack: %v %v", ok, err)
 	}
 	tp := topic
-	eventually(t, 10*time.Second, "committed offsets", func() bool {
+	testenv.Eventually(t, 10*time.Second, "committed offsets", func() bool {
 		st, err := c.GetConsumeStats(ctx, &consumer.ConsumeStatsRequest{Group: group, Topic: &tp})
 		return err == nil && len(st) == 1 && st[0].ConsumeOffsets["K_e2e_0"] == acked["K_e2e_0"] &&
 			st[0].ConsumeOffsets["K_e2e_1"] == acked["K_e2e_1"] && st[0].ProduceOffsets["K_e2e_0"] == n/2

@@ -99,7 +99,7 @@ func TestKeyOrderingUnderRetries(t *testing.T) {
 			}
 		}()
 	}
-	eventually(t, 30*time.Second, "every ordered message acknowledged", func() bool {
+	testenv.Eventually(t, 30*time.Second, "every ordered message acknowledged", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(acked) == n || len(failures) > 0
@@ -141,12 +141,12 @@ func TestGroupHotReload(t *testing.T) {
 	}
 	produce(t, s.kafka, topic, 20, "h")
 	pullAll(t, c, group, 20, false)
-	eventually(t, 10*time.Second, "offsets committed", func() bool { ok, _ := statsCaughtUp(c, group, topic, 4); return ok })
+	testenv.Eventually(t, 10*time.Second, "offsets committed", func() bool { ok, _ := statsCaughtUp(c, group, topic, 4); return ok })
 
 	// Unbind: the group lists another proxy only.
 	testenv.SeedZK(t, s.zk.Addr, chroot, map[string][]byte{"/group/" + group: groupJSON(group, topic,
 		map[string]any{"proxies": proxies("127.0.0.1:1")})})
-	eventually(t, 5*time.Second, "group unbound (stats empty)", func() bool {
+	testenv.Eventually(t, 5*time.Second, "group unbound (stats empty)", func() bool {
 		st, err := c.GetConsumeStats(context.Background(), &consumer.ConsumeStatsRequest{Group: group})
 		return err == nil && len(st) == 0
 	})
@@ -231,7 +231,7 @@ func TestZooKeeperOutage(t *testing.T) {
 	// the newest offsets): probe until a message produced after the start
 	// arrives.
 	probes := 0
-	eventually(t, 15*time.Second, "cg_z2 serving during the outage", func() bool {
+	testenv.Eventually(t, 15*time.Second, "cg_z2 serving during the outage", func() bool {
 		produceSpecs(t, s.kafka, topic, []kmsgSpec{{partition: int32(probes % 4), key: "p", body: fmt.Sprint("p-", probes)}})
 		probes++
 		ml := int32(200)

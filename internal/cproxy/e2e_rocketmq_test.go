@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,7 +14,6 @@ import (
 
 	"github.com/ddmq-go/carrera/gen-go/carrera/consumer"
 	"github.com/ddmq-go/carrera/internal/cproxy"
-	"github.com/ddmq-go/carrera/internal/rocketmq/remoting"
 	testbroker "github.com/ddmq-go/carrera/internal/testbroker/rocketmq"
 	"github.com/ddmq-go/carrera/internal/testenv"
 )
@@ -112,47 +112,13 @@ type rmqMsg struct {
 // sendRMQ stores messages with SEND_MESSAGE (code 10).
 func sendRMQ(t *testing.T, b *testenv.RocketMQ, topic string, msgs []rmqMsg) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	clients := map[string]*remoting.Client{}
-	defer func() {
-		for _, c := range clients {
-			_ = c.Close()
-		}
-	}()
+	out := make([]testenv.RocketMQMessage, len(msgs))
 	for i, m := range msgs {
-		addr := b.BrokerAddr(m.broker)
-		c := clients[addr]
-		if c == nil {
-			var err error
-			if c, err = remoting.Dial(ctx, addr); err != nil {
-				t.Fatal(err)
-			}
-			clients[addr] = c
-		}
-		props := map[string]string{"UNIQ_KEY": fmt.Sprintf("E%d-%d", time.Now().UnixNano(), i), "traceId": "x"}
-		for k, v := range m.properties {
-			props[k] = v
-		}
-		if m.key != "" {
-			props["KEYS"] = m.key
-		}
-		if m.tags != "" {
-			props["TAGS"] = m.tags
-		}
-		resp, err := c.Invoke(ctx, remoting.NewRequest(remoting.SendMessage, map[string]string{
-			"producerGroup": "e2e", "topic": topic, "defaultTopic": "TBW102", "defaultTopicQueueNums": "4",
-			"queueId": strconv.Itoa(m.queue), "sysFlag": "0", "bornTimestamp": strconv.FormatInt(time.Now().UnixMilli(), 10),
-			"flag": "0", "properties": remoting.EncodeProperties(props), "reconsumeTimes": "0", "unitMode": "false",
-			"maxReconsumeTimes": "16", "batch": "false",
-		}, []byte(m.body)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := remoting.CheckCode(resp); err != nil {
-			t.Fatalf("send %d: %v", i, err)
-		}
+		props := map[string]string{"traceId": "x"}
+		maps.Copy(props, m.properties)
+		out[i] = testenv.RocketMQMessage{Broker: m.broker, Queue: m.queue, Keys: m.key, Tags: m.tags, Properties: props, Body: m.body}
 	}
+	b.Send(t, topic, "e2e", "E", out...)
 }
 
 // rmqSpread returns n messages "<prefix>-<i>" over the 8 queues.
@@ -182,7 +148,7 @@ func allQIDs() []string {
 func startedAt(t *testing.T, c *consumer.ConsumerServiceClient, group, topic string) {
 	t.Helper()
 	bs, ml := int32(1), int32(20)
-	eventually(t, 20*time.Second, "start offsets of "+group, func() bool {
+	testenv.Eventually(t, 20*time.Second, "start offsets of "+group, func() bool {
 		// The first pull starts a lazy pull group; acks nothing.
 		if _, err := c.Pull(context.Background(), &consumer.PullRequest{GroupId: group, MaxBatchSize: &bs, MaxLingerTime: &ml}); err != nil {
 			t.Fatal(err)
@@ -267,7 +233,7 @@ func TestRMQPullSubmitNackAndStats(t *testing.T) {
 	if len(qids) != 8 {
 		t.Fatalf("messages came from %d qids: %v", len(qids), qids)
 	}
-	eventually(t, 10*time.Second, "committed offsets reach the max offsets", func() bool {
+	testenv.Eventually(t, 10*time.Second, "committed offsets reach the max offsets", func() bool {
 		ok, _ := rmqStatsCaughtUp(c, group, topic)
 		return ok
 	})
@@ -414,7 +380,7 @@ func TestRMQKeyOrdering(t *testing.T) {
 			}
 		}()
 	}
-	eventually(t, 30*time.Second, "every ordered message acknowledged", func() bool {
+	testenv.Eventually(t, 30*time.Second, "every ordered message acknowledged", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(acked) == n || len(failures) > 0
@@ -462,7 +428,7 @@ func TestRMQLowLevelFetchAck(t *testing.T) {
 	}
 	sendRMQ(t, s.broker, topic, rmqSpread(8, "before"))
 	var got map[string]*consumer.QidResponse
-	eventually(t, 15*time.Second, "all 8 qids assigned", func() bool { got = fetch(nil); return len(got) == 8 })
+	testenv.Eventually(t, 15*time.Second, "all 8 qids assigned", func() bool { got = fetch(nil); return len(got) == 8 })
 	next := map[string]int64{}
 	for q, r := range got {
 		if len(r.Messages) != 0 || r.GetNextRequestOffset() != 1 {
@@ -472,7 +438,7 @@ func TestRMQLowLevelFetchAck(t *testing.T) {
 	}
 	sendRMQ(t, s.broker, topic, rmqSpread(40, "m"))
 	seen := map[string]bool{}
-	eventually(t, 10*time.Second, "all messages fetched", func() bool {
+	testenv.Eventually(t, 10*time.Second, "all messages fetched", func() bool {
 		for q, r := range fetch(map[string]map[string]int64{topic: next}) {
 			if len(r.Messages) > 4 {
 				t.Fatalf("batch of %d > maxPullBatchSize", len(r.Messages))
@@ -496,7 +462,7 @@ func TestRMQLowLevelFetchAck(t *testing.T) {
 		t.Fatalf("ack: %v %v", ok, err)
 	}
 	tp := topic
-	eventually(t, 10*time.Second, "committed offsets", func() bool {
+	testenv.Eventually(t, 10*time.Second, "committed offsets", func() bool {
 		st, err := c.GetConsumeStats(ctx, &consumer.ConsumeStatsRequest{Group: group, Topic: &tp})
 		if err != nil || len(st) != 1 {
 			return false
@@ -528,7 +494,7 @@ func TestRMQTwoInstancesShareQueues(t *testing.T) {
 	for _, c := range cs {
 		startedAt(t, c, group, topic)
 	}
-	eventually(t, 20*time.Second, "both cproxies registered on both brokers", func() bool {
+	testenv.Eventually(t, 20*time.Second, "both cproxies registered on both brokers", func() bool {
 		return len(s.broker.Server.ConsumerIDs("broker-a", group)) == 2 && len(s.broker.Server.ConsumerIDs("broker-b", group)) == 2
 	})
 	// Settle: warm-up messages on every queue until each instance has
@@ -578,7 +544,7 @@ func TestRMQTwoInstancesShareQueues(t *testing.T) {
 				}
 			}()
 		}
-		eventually(t, 20*time.Second, "all messages delivered", func() bool {
+		testenv.Eventually(t, 20*time.Second, "all messages delivered", func() bool {
 			sv.mu.Lock()
 			defer sv.mu.Unlock()
 			return len(sv.seen) == n
@@ -632,7 +598,7 @@ func TestRMQBroadcast(t *testing.T) {
 		}
 	}
 	for i, c := range cs {
-		eventually(t, 10*time.Second, fmt.Sprintf("instance %d caught up", i), func() bool { ok, _ := rmqStatsCaughtUp(c, group, topic); return ok })
+		testenv.Eventually(t, 10*time.Second, fmt.Sprintf("instance %d caught up", i), func() bool { ok, _ := rmqStatsCaughtUp(c, group, topic); return ok })
 	}
 	og := cproxy.BroadcastOffsetGroup(group, inst2)
 	if off, ok := broker.Server.ConsumerOffset("broker-a", og, topic, 0); !ok || off != 3 {
@@ -723,7 +689,7 @@ func TestRMQRestartResumesFromCommitted(t *testing.T) {
 		t.Fatal(ok, err)
 	}
 	tp := topic
-	eventually(t, 10*time.Second, "offset of broker-a_1 committed up to g-2", func() bool {
+	testenv.Eventually(t, 10*time.Second, "offset of broker-a_1 committed up to g-2", func() bool {
 		st, err := c.GetConsumeStats(context.Background(), &consumer.ConsumeStatsRequest{Group: group, Topic: &tp})
 		return err == nil && len(st) == 1 && st[0].ConsumeOffsets[rmqCluster+"_broker-a_1"] == st[0].ProduceOffsets[rmqCluster+"_broker-a_1"]-3
 	})

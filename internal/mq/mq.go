@@ -11,6 +11,7 @@ package mq
 import (
 	"context"
 	"errors"
+	"net"
 )
 
 // Sentinel errors. Adapters wrap them: fmt.Errorf("%w: %w", mq.ErrTimeout, cause).
@@ -30,6 +31,29 @@ var (
 	// ErrOffsetOutOfRange: a fetch offset outside [log start, log end].
 	ErrOffsetOutOfRange = errors.New("mq: offset out of range")
 )
+
+// IsSentinel reports whether err already wraps one of the producer
+// sentinels (every sentinel above but ErrOffsetOutOfRange), i.e. an adapter
+// has translated it and must not translate it again.
+func IsSentinel(err error) bool {
+	for _, s := range []error{
+		ErrTimeout, ErrTopicNotExist, ErrMessageTooLarge,
+		ErrMessageIllegal, ErrClosed, ErrBufferFull,
+	} {
+		if errors.Is(err, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// IsNetTimeout reports whether err is or wraps a net.Error that timed out
+// (a dial, read or write deadline on a broker socket); adapters translate it
+// to ErrTimeout.
+func IsNetTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
 
 // Selector says how a record's partition/queue is chosen, in the terms of the
 // producer wire Message (behaviour.md §1.5).

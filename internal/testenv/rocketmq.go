@@ -1,12 +1,17 @@
 package testenv
 
 import (
+	"context"
+	"fmt"
+	"maps"
+	"strconv"
 	"testing"
 	"time"
 
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/ddmq-go/carrera/internal/rocketmq/remoting"
 	rmqtb "github.com/ddmq-go/carrera/internal/testbroker/rocketmq"
 )
 
@@ -129,4 +134,71 @@ func (r *RocketMQ) Restart() {
 	}
 	r.opts.Brokers = brokers
 	r.start()
+}
+
+// RocketMQMessage is one message Send stores.
+type RocketMQMessage struct {
+	Broker     string // broker name
+	Queue      int    // queue id on that broker
+	Keys, Tags string // "" = none
+	Properties map[string]string
+	Body       string
+}
+
+// Send stores msgs on topic in order with SEND_MESSAGE (code 10) through
+// the remoting client (no library producer), as producerGroup, and returns
+// their queue offsets. Each message's properties are a fresh UNIQ_KEY
+// (uniqPrefix, a time stamp and its index), then its Properties, then KEYS
+// and TAGS when set. Any failure fails t.
+func (r *RocketMQ) Send(t testing.TB, topic, producerGroup, uniqPrefix string, msgs ...RocketMQMessage) []int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	clients := map[string]*remoting.Client{}
+	defer func() {
+		for _, c := range clients {
+			_ = c.Close()
+		}
+	}()
+	out := make([]int64, 0, len(msgs))
+	for i, m := range msgs {
+		addr, ok := r.Brokers[m.Broker]
+		if !ok {
+			t.Fatalf("testenv: no rocketmq broker %q", m.Broker)
+		}
+		c := clients[addr]
+		if c == nil {
+			var err error
+			if c, err = remoting.Dial(ctx, addr); err != nil {
+				t.Fatal(err)
+			}
+			clients[addr] = c
+		}
+		props := map[string]string{"UNIQ_KEY": fmt.Sprintf("%s%d-%d", uniqPrefix, time.Now().UnixNano(), i)}
+		maps.Copy(props, m.Properties)
+		if m.Keys != "" {
+			props["KEYS"] = m.Keys
+		}
+		if m.Tags != "" {
+			props["TAGS"] = m.Tags
+		}
+		resp, err := c.Invoke(ctx, remoting.NewRequest(remoting.SendMessage, map[string]string{
+			"producerGroup": producerGroup, "topic": topic, "defaultTopic": "TBW102", "defaultTopicQueueNums": "4",
+			"queueId": strconv.Itoa(m.Queue), "sysFlag": "0", "bornTimestamp": strconv.FormatInt(time.Now().UnixMilli(), 10),
+			"flag": "0", "properties": remoting.EncodeProperties(props), "reconsumeTimes": "0", "unitMode": "false",
+			"maxReconsumeTimes": "16", "batch": "false",
+		}, []byte(m.Body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remoting.CheckCode(resp); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+		off, err := strconv.ParseInt(resp.Ext("queueOffset"), 10, 64)
+		if err != nil {
+			t.Fatalf("send %d: queueOffset %q", i, resp.Ext("queueOffset"))
+		}
+		out = append(out, off)
+	}
+	return out
 }

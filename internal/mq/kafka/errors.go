@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 
 	"github.com/IBM/sarama"
 
@@ -22,7 +21,7 @@ func translate(err error) error {
 	var sentinel error
 	switch {
 	// Already translated (e.g. by Produce's own checks).
-	case isSentinel(err):
+	case mq.IsSentinel(err):
 		return err
 
 	// MESSAGE_TOO_LARGE (10): the broker refused the record batch for its
@@ -66,7 +65,7 @@ func translate(err error) error {
 		errors.Is(err, context.DeadlineExceeded),
 		// A network timeout: dial/read/write deadline on the broker socket
 		// (Net.ReadTimeout exceeded while awaiting the produce response).
-		isNetTimeout(err):
+		mq.IsNetTimeout(err):
 		sentinel = mq.ErrTimeout
 
 	// The async producer is shutting down and refused the record.
@@ -82,21 +81,4 @@ func translate(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %w", sentinel, err)
-}
-
-func isSentinel(err error) bool {
-	for _, s := range []error{
-		mq.ErrTimeout, mq.ErrTopicNotExist, mq.ErrMessageTooLarge,
-		mq.ErrMessageIllegal, mq.ErrClosed, mq.ErrBufferFull,
-	} {
-		if errors.Is(err, s) {
-			return true
-		}
-	}
-	return false
-}
-
-func isNetTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }

@@ -233,7 +233,7 @@ func TestBrokerErrorsOnProduce(t *testing.T) {
 			if c.want != nil && !errors.Is(err, c.want) {
 				t.Fatalf("got %v, want %v", err, c.want)
 			}
-			if c.want == nil && isSentinel(err) {
+			if c.want == nil && mq.IsSentinel(err) {
 				t.Fatalf("got %v, want no mq sentinel (FAIL_UNKNOWN)", err)
 			}
 		})

@@ -3,6 +3,7 @@ package rocketmq
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -13,7 +14,6 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/ddmq-go/carrera/internal/mq"
-	"github.com/ddmq-go/carrera/internal/rocketmq/remoting"
 	testbroker "github.com/ddmq-go/carrera/internal/testbroker/rocketmq"
 	"github.com/ddmq-go/carrera/internal/testenv"
 )
@@ -52,54 +52,13 @@ type testMsg struct {
 // queue offsets.
 func sendMsgs(t *testing.T, s *testenv.RocketMQ, topic string, msgs ...testMsg) []int64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	clients := map[string]*remoting.Client{}
-	defer func() {
-		for _, c := range clients {
-			_ = c.Close()
-		}
-	}()
-	var out []int64
+	out := make([]testenv.RocketMQMessage, len(msgs))
 	for i, m := range msgs {
-		addr := s.BrokerAddr(m.broker)
-		c := clients[addr]
-		if c == nil {
-			var err error
-			if c, err = remoting.Dial(ctx, addr); err != nil {
-				t.Fatal(err)
-			}
-			clients[addr] = c
-		}
-		props := map[string]string{"UNIQ_KEY": fmt.Sprintf("U%d-%d", time.Now().UnixNano(), i), "WAIT": "true"}
-		for k, v := range m.props {
-			props[k] = v
-		}
-		if m.tags != "" {
-			props["TAGS"] = m.tags
-		}
-		if m.keys != "" {
-			props["KEYS"] = m.keys
-		}
-		resp, err := c.Invoke(ctx, remoting.NewRequest(remoting.SendMessage, map[string]string{
-			"producerGroup": "test_producer", "topic": topic, "defaultTopic": "TBW102", "defaultTopicQueueNums": "4",
-			"queueId": strconv.Itoa(m.queue), "sysFlag": "0", "bornTimestamp": strconv.FormatInt(time.Now().UnixMilli(), 10),
-			"flag": "0", "properties": remoting.EncodeProperties(props), "reconsumeTimes": "0", "unitMode": "false",
-			"maxReconsumeTimes": "16", "batch": "false",
-		}, []byte(m.body)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := remoting.CheckCode(resp); err != nil {
-			t.Fatalf("send %d: %v", i, err)
-		}
-		off, err := strconv.ParseInt(resp.Ext("queueOffset"), 10, 64)
-		if err != nil {
-			t.Fatalf("send %d: queueOffset %q", i, resp.Ext("queueOffset"))
-		}
-		out = append(out, off)
+		props := map[string]string{"WAIT": "true"}
+		maps.Copy(props, m.props)
+		out[i] = testenv.RocketMQMessage{Broker: m.broker, Queue: m.queue, Keys: m.keys, Tags: m.tags, Properties: props, Body: m.body}
 	}
-	return out
+	return s.Send(t, topic, "test_producer", "U", out...)
 }
 
 // spread returns n messages "<prefix>-<i>" round-robin over 4 queues of
@@ -212,18 +171,6 @@ func (r *recorder) bodies() map[string]int {
 		out[string(d.Body)]++
 	}
 	return out
-}
-
-// waitFor polls cond every 10 ms until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // fastOptions are member options for tests against s.

@@ -27,7 +27,7 @@ func TestGroupConsumerDeliversAndStoresOffsets(t *testing.T) {
 	if !slices.Contains(g.Topics(), "%RETRY%cg1") {
 		t.Fatalf("topics %v: a clustering member must claim the retry topic", g.Topics())
 	}
-	waitFor(t, 10*time.Second, "40 deliveries", func() bool { return len(rec.bodies()) == 40 })
+	testenv.Eventually(t, 10*time.Second, "40 deliveries", func() bool { return len(rec.bodies()) == 40 })
 	for body, n := range rec.bodies() {
 		if n != 1 {
 			t.Fatalf("%s delivered %d times", body, n)
@@ -81,26 +81,26 @@ func TestGroupConsumerTwoMembersShareQueues(t *testing.T) {
 	a, b := newRecorder(true), newRecorder(true)
 	o.InstanceName = "a"
 	_, stopA := runMember(t, o, a)
-	waitFor(t, 10*time.Second, "member a claims all 8 queues", func() bool { return len(a.claimed()) == 8 })
+	testenv.Eventually(t, 10*time.Second, "member a claims all 8 queues", func() bool { return len(a.claimed()) == 8 })
 	o.InstanceName = "b"
 	_, stopB := runMember(t, o, b)
-	waitFor(t, 10*time.Second, "4 + 4 queues", func() bool { return len(a.claimed()) == 4 && len(b.claimed()) == 4 })
+	testenv.Eventually(t, 10*time.Second, "4 + 4 queues", func() bool { return len(a.claimed()) == 4 && len(b.claimed()) == 4 })
 	all := append(a.claimed(), b.claimed()...)
 	slices.Sort(all)
 	if len(slices.Compact(all)) != 8 {
 		t.Fatalf("queues overlap: a %v b %v", a.claimed(), b.claimed())
 	}
 	sendMsgs(t, s, "orders", spread(80, "x")...)
-	waitFor(t, 10*time.Second, "80 deliveries", func() bool { return len(a.bodies())+len(b.bodies()) == 80 })
+	testenv.Eventually(t, 10*time.Second, "80 deliveries", func() bool { return len(a.bodies())+len(b.bodies()) == 80 })
 	for body := range a.bodies() {
 		if b.bodies()[body] > 0 || a.bodies()[body] != 1 {
 			t.Fatalf("%s delivered by a %d and b %d times", body, a.bodies()[body], b.bodies()[body])
 		}
 	}
 	stopB()
-	waitFor(t, 10*time.Second, "a takes every queue after b left", func() bool { return len(a.claimed()) == 8 })
+	testenv.Eventually(t, 10*time.Second, "a takes every queue after b left", func() bool { return len(a.claimed()) == 8 })
 	sendMsgs(t, s, "orders", spread(8, "y")...)
-	waitFor(t, 10*time.Second, "8 more deliveries to a", func() bool {
+	testenv.Eventually(t, 10*time.Second, "8 more deliveries to a", func() bool {
 		n := 0
 		for body := range a.bodies() {
 			if strings.HasPrefix(body, "y-") {
@@ -125,14 +125,14 @@ func TestGroupConsumerStartsAtLastAndPinsIt(t *testing.T) {
 	o.CommitInterval = time.Hour // only the pinned start can be stored
 	rec := newRecorder(false)
 	_, stop := runMember(t, o, rec)
-	waitFor(t, 10*time.Second, "claims", func() bool { return len(rec.claimed()) == 2+1 })
+	testenv.Eventually(t, 10*time.Second, "claims", func() bool { return len(rec.claimed()) == 2+1 })
 	for q := range 2 {
 		if off, ok := s.Server.ConsumerOffset("broker-a", "cg3", "t", q); !ok || off != 1 {
 			t.Fatalf("queue %d: start offset %d %v not stored", q, off, ok)
 		}
 	}
 	sendMsgs(t, s, "t", testMsg{broker: "broker-a", queue: 1, body: "new"})
-	waitFor(t, 10*time.Second, "the new message", func() bool { return rec.bodies()["new"] == 1 })
+	testenv.Eventually(t, 10*time.Second, "the new message", func() bool { return rec.bodies()["new"] == 1 })
 	if rec.bodies()["old"] != 0 {
 		t.Fatal("a message stored before the group existed was delivered")
 	}
@@ -155,7 +155,7 @@ func TestGroupConsumerTagFilter(t *testing.T) {
 		testMsg{broker: "broker-a", tags: "a", body: "1"}, testMsg{broker: "broker-a", tags: "c", body: "2"},
 		testMsg{broker: "broker-a", body: "3"}, testMsg{broker: "broker-a", tags: "b", body: "4"},
 		testMsg{broker: "broker-a", tags: "c", body: "5"}, testMsg{broker: "broker-a", tags: "c", body: "6"})
-	waitFor(t, 10*time.Second, "offset stored past the filtered tail", func() bool {
+	testenv.Eventually(t, 10*time.Second, "offset stored past the filtered tail", func() bool {
 		off, _ := s.Server.ConsumerOffset("broker-a", "cg4", "t", 0)
 		return off == 6
 	})
@@ -183,15 +183,15 @@ func TestGroupConsumerBroadcasting(t *testing.T) {
 		recs = append(recs, r)
 	}
 	for _, r := range recs {
-		waitFor(t, 10*time.Second, "every queue claimed", func() bool { return len(r.claimed()) == 4 })
+		testenv.Eventually(t, 10*time.Second, "every queue claimed", func() bool { return len(r.claimed()) == 4 })
 	}
 	msgs := []testMsg{{broker: "broker-a", queue: 0, body: "p"}, {broker: "broker-b", queue: 1, body: "q"}}
 	sendMsgs(t, s, "news", msgs...)
 	for _, r := range recs {
-		waitFor(t, 10*time.Second, "both messages", func() bool { return len(r.bodies()) == 2 })
+		testenv.Eventually(t, 10*time.Second, "both messages", func() bool { return len(r.bodies()) == 2 })
 	}
 	for _, inst := range []string{"one", "two"} {
-		waitFor(t, 5*time.Second, "offsets of "+inst, func() bool {
+		testenv.Eventually(t, 5*time.Second, "offsets of "+inst, func() bool {
 			oa, _ := s.Server.ConsumerOffset("broker-a", "cg5_BROADCAST_"+inst, "news", 0)
 			ob, _ := s.Server.ConsumerOffset("broker-b", "cg5_BROADCAST_"+inst, "news", 1)
 			return oa == 1 && ob == 1
@@ -212,16 +212,16 @@ func TestGroupConsumerSendBackRedelivers(t *testing.T) {
 	r := newReader(t, s)
 	rec := newRecorder(true)
 	_, stop := runMember(t, fastOptions(s, "cg6", "orders"), rec)
-	waitFor(t, 10*time.Second, "claims", func() bool { return len(rec.claimed()) == 2+2 }) // orders and the retry topic
+	testenv.Eventually(t, 10*time.Second, "claims", func() bool { return len(rec.claimed()) == 2+2 }) // orders and the retry topic
 	sendMsgs(t, s, "orders", testMsg{broker: "broker-b", keys: "K", props: map[string]string{"p": "v"}, body: "again"})
-	waitFor(t, 10*time.Second, "first delivery", func() bool { return rec.bodies()["again"] == 1 })
+	testenv.Eventually(t, 10*time.Second, "first delivery", func() bool { return rec.bodies()["again"] == 1 })
 	first := rec.deliveries()[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := r.SendBack(ctx, "cg6", first); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "redelivery through the retry topic", func() bool { return rec.bodies()["again"] == 2 })
+	testenv.Eventually(t, 10*time.Second, "redelivery through the retry topic", func() bool { return rec.bodies()["again"] == 2 })
 	second := rec.deliveries()[1]
 	if second.Topic != "%RETRY%cg6" || second.Key != "K" || second.Properties["p"] != "v" {
 		t.Fatalf("redelivery %+v", second)
@@ -229,7 +229,7 @@ func TestGroupConsumerSendBackRedelivers(t *testing.T) {
 	if err := r.SendBack(ctx, "cg6", second); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "second redelivery", func() bool { return rec.bodies()["again"] == 3 })
+	testenv.Eventually(t, 10*time.Second, "second redelivery", func() bool { return rec.bodies()["again"] == 3 })
 	stop()
 	if err := r.SendBack(ctx, "cg6", &mq.Delivery{Topic: "orders"}); err == nil {
 		t.Fatal("send-back of a foreign delivery accepted")
@@ -252,9 +252,9 @@ func TestGroupConsumerMissingTopicRetries(t *testing.T) {
 		t.Fatal("claims without a topic")
 	}
 	s.CreateTopic("later", 2)
-	waitFor(t, 10*time.Second, "claims once the topic exists", func() bool { return len(rec.claimed()) == 2 })
+	testenv.Eventually(t, 10*time.Second, "claims once the topic exists", func() bool { return len(rec.claimed()) == 2 })
 	sendMsgs(t, s, "later", testMsg{broker: "broker-a", queue: 1, body: "z"})
-	waitFor(t, 10*time.Second, "delivery", func() bool { return rec.bodies()["z"] == 1 })
+	testenv.Eventually(t, 10*time.Second, "delivery", func() bool { return rec.bodies()["z"] == 1 })
 	stop()
 }
 
@@ -306,18 +306,18 @@ func TestGroupConsumerSurvivesBrokerRestart(t *testing.T) {
 	rec := newRecorder(true)
 	g, stop := runMember(t, o, rec)
 	rec.clientID = g.ClientID()
-	waitFor(t, 10*time.Second, "claims", func() bool { return len(rec.claimed()) == 2 })
+	testenv.Eventually(t, 10*time.Second, "claims", func() bool { return len(rec.claimed()) == 2 })
 	sendMsgs(t, s, "t", testMsg{broker: "broker-a", queue: 0, body: "before-0"}, testMsg{broker: "broker-a", queue: 1, body: "before-1"})
-	waitFor(t, 10*time.Second, "first messages", func() bool { return len(rec.bodies()) == 2 })
-	waitFor(t, 10*time.Second, "offsets stored", func() bool {
+	testenv.Eventually(t, 10*time.Second, "first messages", func() bool { return len(rec.bodies()) == 2 })
+	testenv.Eventually(t, 10*time.Second, "offsets stored", func() bool {
 		a, _ := s.Server.ConsumerOffset("broker-a", "cg8", "t", 0)
 		b, _ := s.Server.ConsumerOffset("broker-a", "cg8", "t", 1)
 		return a == 1 && b == 1
 	})
 	s.Restart()
 	sendMsgs(t, s, "t", testMsg{broker: "broker-a", queue: 0, body: "after-0"}, testMsg{broker: "broker-a", queue: 1, body: "after-1"})
-	waitFor(t, 20*time.Second, "messages sent after the restart", func() bool { return len(rec.bodies()) == 4 })
-	waitFor(t, 20*time.Second, "member registered again", func() bool {
+	testenv.Eventually(t, 20*time.Second, "messages sent after the restart", func() bool { return len(rec.bodies()) == 4 })
+	testenv.Eventually(t, 20*time.Second, "member registered again", func() bool {
 		return slices.Contains(s.Server.ConsumerIDs("broker-a", "cg8"), rec.clientID)
 	})
 	stop()

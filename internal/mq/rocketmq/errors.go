@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"regexp"
 	"strconv"
 	"strings"
@@ -57,7 +56,7 @@ func translate(err error) error {
 	if err == nil {
 		return nil
 	}
-	if isSentinel(err) {
+	if mq.IsSentinel(err) {
 		return err
 	}
 	var sentinel error
@@ -87,7 +86,7 @@ func translate(err error) error {
 		// Our own deadline while waiting for a route.
 		errors.Is(err, context.DeadlineExceeded),
 		// Socket deadlines (dial, write).
-		isNetTimeout(err):
+		mq.IsNetTimeout(err):
 		sentinel = mq.ErrTimeout
 
 	// The library found no route for the topic (its publish info is empty:
@@ -105,23 +104,6 @@ func translate(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %w", sentinel, err)
-}
-
-func isSentinel(err error) bool {
-	for _, s := range []error{
-		mq.ErrTimeout, mq.ErrTopicNotExist, mq.ErrMessageTooLarge,
-		mq.ErrMessageIllegal, mq.ErrClosed, mq.ErrBufferFull,
-	} {
-		if errors.Is(err, s) {
-			return true
-		}
-	}
-	return false
-}
-
-func isNetTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // isRouteError reports whether err suggests the cached route of the topic

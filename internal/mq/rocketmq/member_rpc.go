@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"regexp"
 	"slices"
 	"strconv"
 	"sync"
@@ -149,40 +148,14 @@ type topicRoute struct {
 	fetched time.Time
 }
 
-// routeData is the body of a GET_ROUTEINFO_BY_TOPIC answer.
-type routeData struct {
-	QueueDatas []struct {
-		BrokerName     string `json:"brokerName"`
-		ReadQueueNums  int    `json:"readQueueNums"`
-		WriteQueueNums int    `json:"writeQueueNums"`
-		Perm           int    `json:"perm"`
-	} `json:"queueDatas"`
-	BrokerDatas []struct {
-		Cluster     string            `json:"cluster"`
-		BrokerName  string            `json:"brokerName"`
-		BrokerAddrs map[string]string `json:"brokerAddrs"`
-	} `json:"brokerDatas"`
-}
-
-// unquotedKey matches the integer object keys of Java NameServers
-// ({0:"host:port"}), which fastjson writes without quotes.
-var unquotedKey = regexp.MustCompile(`([{,]\s*)(-?\d+)(\s*:)`)
-
-// parseRoute decodes a route body of topic.
+// parseRoute decodes a route body of topic: the readable queues of brokers
+// that have a master.
 func parseRoute(topic string, body []byte) (*topicRoute, error) {
-	var rd routeData
-	if err := json.Unmarshal(body, &rd); err != nil {
-		fixed := unquotedKey.ReplaceAll(body, []byte(`$1"$2"$3`))
-		if err2 := json.Unmarshal(fixed, &rd); err2 != nil {
-			return nil, fmt.Errorf("rocketmq: route of %q: %w", topic, err)
-		}
+	rd, err := remoting.DecodeTopicRoute(body)
+	if err != nil {
+		return nil, fmt.Errorf("rocketmq: route of %q: %w", topic, err)
 	}
-	r := &topicRoute{addrs: map[string]string{}, fetched: time.Now()}
-	for _, bd := range rd.BrokerDatas {
-		if a := bd.BrokerAddrs["0"]; a != "" {
-			r.addrs[bd.BrokerName] = a
-		}
-	}
+	r := &topicRoute{addrs: rd.Masters(), fetched: time.Now()}
 	for _, qd := range rd.QueueDatas {
 		if qd.Perm&remoting.PermRead == 0 || r.addrs[qd.BrokerName] == "" {
 			continue
@@ -241,8 +214,7 @@ func (r *brokerRPC) fetchRoute(ctx context.Context, topic string) (*topicRoute, 
 	for i := range ns {
 		addr := ns[(first+i)%len(ns)]
 		cctx, cancel := r.timeout(ctx)
-		resp, err := r.pool.invoke(cctx, addr, remoting.NewRequest(remoting.GetRouteInfoByTopic,
-			map[string]string{"topic": topic}, nil))
+		resp, err := r.pool.invoke(cctx, addr, routeRequest(topic))
 		cancel()
 		if err != nil {
 			lastErr = fmt.Errorf("rocketmq: route of %q from %s: %w", topic, addr, err)

@@ -2,7 +2,6 @@ package rocketmq
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -28,25 +27,6 @@ type Route struct {
 	Brokers map[string]string // broker name → master address
 }
 
-// nsRouteBody is the NameServer's GET_ROUTEINFO_BY_TOPIC body.
-type nsRouteBody struct {
-	OrderTopicConf string `json:"orderTopicConf"`
-	QueueDatas     []struct {
-		BrokerName     string `json:"brokerName"`
-		ReadQueueNums  int    `json:"readQueueNums"`
-		WriteQueueNums int    `json:"writeQueueNums"`
-		Perm           int    `json:"perm"`
-	} `json:"queueDatas"`
-	BrokerDatas []struct {
-		Cluster     string            `json:"cluster"`
-		BrokerName  string            `json:"brokerName"`
-		BrokerAddrs map[string]string `json:"brokerAddrs"`
-	} `json:"brokerDatas"`
-}
-
-// masterID is the broker id of a master in brokerAddrs.
-const masterID = "0"
-
 // maxQueuesPerBroker bounds writeQueueNums taken from a route, so a corrupt
 // route cannot make the producer allocate without limit (RocketMQ's own
 // limit on a topic's queue count is far lower in practice).
@@ -58,16 +38,11 @@ const maxQueuesPerBroker = 1 << 16
 // they are quoted before decoding. orderTopicConf is ignored: the queues
 // come from queueDatas as for any other topic.
 func ParseRoute(body []byte) (*Route, error) {
-	var rd nsRouteBody
-	if err := json.Unmarshal(quoteNumericKeys(body), &rd); err != nil {
+	rd, err := remoting.DecodeTopicRoute(body)
+	if err != nil {
 		return nil, fmt.Errorf("rocketmq: route: %w", err)
 	}
-	r := &Route{Brokers: map[string]string{}}
-	for _, bd := range rd.BrokerDatas {
-		if addr := bd.BrokerAddrs[masterID]; addr != "" {
-			r.Brokers[bd.BrokerName] = addr
-		}
-	}
+	r := &Route{Brokers: rd.Masters()}
 	seen := map[Queue]bool{}
 	for _, qd := range rd.QueueDatas {
 		if qd.Perm&remoting.PermWrite == 0 || r.Brokers[qd.BrokerName] == "" {
@@ -86,74 +61,6 @@ func ParseRoute(body []byte) (*Route, error) {
 		return cmp.Or(cmp.Compare(a.Broker, b.Broker), cmp.Compare(a.ID, b.ID))
 	})
 	return r, nil
-}
-
-// quoteNumericKeys returns b with object keys that are bare integers
-// quoted, leaving strings untouched. Valid JSON comes back unchanged.
-func quoteNumericKeys(b []byte) []byte {
-	var out []byte // allocated on the first change
-	inStr, esc := false, false
-	expectKey := false // after '{' or ',' inside an object, before a key
-	var depth []byte   // '{' or '['
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if inStr {
-			switch {
-			case esc:
-				esc = false
-			case c == '\\':
-				esc = true
-			case c == '"':
-				inStr = false
-			}
-			if out != nil {
-				out = append(out, c)
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inStr, expectKey = true, false
-		case '{':
-			depth = append(depth, c)
-			expectKey = true
-		case '[':
-			depth = append(depth, c)
-			expectKey = false
-		case '}', ']':
-			if len(depth) > 0 {
-				depth = depth[:len(depth)-1]
-			}
-			expectKey = false
-		case ',':
-			expectKey = len(depth) > 0 && depth[len(depth)-1] == '{'
-		case ' ', '\t', '\r', '\n':
-		default:
-			if expectKey && (c == '-' || (c >= '0' && c <= '9')) {
-				j := i + 1
-				for j < len(b) && b[j] >= '0' && b[j] <= '9' {
-					j++
-				}
-				if out == nil {
-					out = append(make([]byte, 0, len(b)+16), b[:i]...)
-				}
-				out = append(out, '"')
-				out = append(out, b[i:j]...)
-				out = append(out, '"')
-				i = j - 1
-				expectKey = false
-				continue
-			}
-			expectKey = false
-		}
-		if out != nil {
-			out = append(out, c)
-		}
-	}
-	if out == nil {
-		return b
-	}
-	return out
 }
 
 // pickQueue chooses a queue index of r for sel (behaviour.md §1.5):

@@ -116,17 +116,6 @@ func collect(t *testing.T, ch <-chan consumed, n int, within time.Duration) []co
 	return out
 }
 
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // readQueue pulls every message of one queue with the project's own client.
 func readQueue(t *testing.T, addr, topic string, queueID int) []rm.StoredMessage {
 	t.Helper()
@@ -228,7 +217,7 @@ func TestProducerSendModes(t *testing.T) {
 	}
 
 	var all []rm.StoredMessage
-	waitFor(t, 5*time.Second, "every message stored", func() bool {
+	testenv.Eventually(t, 5*time.Second, "every message stored", func() bool {
 		perBroker := readAll(t, b, "modes", 4)
 		all = append(perBroker["broker-a"], perBroker["broker-b"]...)
 		return len(all) == 1+3+1+1+16
@@ -289,7 +278,7 @@ func TestPushConsumerRebalanceWithCode40(t *testing.T) {
 	}
 	// m1 commits every 5 s; wait until all four queues are committed so the
 	// second member starts exactly where m1 stopped.
-	waitFor(t, 15*time.Second, "m1's offsets committed", func() bool {
+	testenv.Eventually(t, 15*time.Second, "m1's offsets committed", func() bool {
 		for q := range 4 {
 			off, ok := b.Server.ConsumerOffset("broker-a", group, topic, q)
 			if !ok || off != b.Server.MaxOffset("broker-a", topic, q) {
@@ -304,7 +293,7 @@ func TestPushConsumerRebalanceWithCode40(t *testing.T) {
 	// Settled: every queue long-polled by exactly one member, both members
 	// polling. Code 40 makes this happen at once (the periodic rebalance
 	// would take up to 20 s).
-	waitFor(t, 10*time.Second, "rebalance onto two members", func() bool {
+	testenv.Eventually(t, 10*time.Second, "rebalance onto two members", func() bool {
 		held := b.Server.HeldPulls("broker-a", topic)
 		holders := map[string]bool{}
 		for q := range 4 {
@@ -343,7 +332,7 @@ func TestPushConsumerRebalanceWithCode40(t *testing.T) {
 
 	// m1 leaves: its connection closes, m2 is told (code 40) and takes over.
 	m1.stop()
-	waitFor(t, 10*time.Second, "m2 owning every queue", func() bool {
+	testenv.Eventually(t, 10*time.Second, "m2 owning every queue", func() bool {
 		held := b.Server.HeldPulls("broker-a", topic)
 		for q := range 4 {
 			if len(held[q]) != 1 {
@@ -506,7 +495,7 @@ func TestOffsetsSurviveRestart(t *testing.T) {
 	collect(t, out, 10, 15*time.Second)
 	m.stop() // persists the consumed offsets (oneway requests: wait for the broker to apply them)
 	var committed [2]int64
-	waitFor(t, 5*time.Second, "offsets committed on shutdown", func() bool {
+	testenv.Eventually(t, 5*time.Second, "offsets committed on shutdown", func() bool {
 		for q := range 2 {
 			off, ok := b.Server.ConsumerOffset("broker-a", group, topic, q)
 			if !ok || off != b.Server.MaxOffset("broker-a", topic, q) {
@@ -552,7 +541,7 @@ func TestLongPollWakesPushConsumer(t *testing.T) {
 	p := newProducer(t, b.NameServer)
 	out := make(chan consumed, 10)
 	newPushMember(t, b.NameServer, "g-lp", topic, "lp", out, nil)
-	waitFor(t, 10*time.Second, "the consumer's pull to be held", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the consumer's pull to be held", func() bool {
 		return len(b.Server.HeldPulls("broker-a", topic)[0]) == 1
 	})
 	sent := time.Now()
@@ -574,7 +563,7 @@ func TestClientExpiryNotifiesOthers(t *testing.T) {
 	b.CreateTopic(topic, 4)
 	out := make(chan consumed, 10)
 	newPushMember(t, b.NameServer, group, topic, "live", out, nil)
-	waitFor(t, 10*time.Second, "the live member to hold all queues", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the live member to hold all queues", func() bool {
 		held := b.Server.HeldPulls("broker-a", topic)
 		return len(held) == 4
 	})
@@ -594,10 +583,10 @@ func TestClientExpiryNotifiesOthers(t *testing.T) {
 	// The live member rebalances (code 40) and gives two queues to the ghost,
 	// which never pulls them; after the ghost expires (code 40 again) the
 	// live member takes all four back.
-	waitFor(t, 10*time.Second, "the live member to release the ghost's queues", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the live member to release the ghost's queues", func() bool {
 		return len(b.Server.HeldPulls("broker-a", topic)) == 2
 	})
-	waitFor(t, 10*time.Second, "the ghost to expire and its queues to return", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the ghost to expire and its queues to return", func() bool {
 		return len(b.Server.ConsumerIDs("broker-a", group)) == 1 && len(b.Server.HeldPulls("broker-a", topic)) == 4
 	})
 	p := newProducer(t, b.NameServer)
@@ -631,7 +620,7 @@ func TestPushConsumerDeadLetter(t *testing.T) {
 		return consumer.ConsumeRetryLater
 	}, consumer.WithMaxReconsumeTimes(2))
 	// first delivery + 2 redeliveries, then the broker moves it to %DLQ%
-	waitFor(t, 20*time.Second, "the message in the dead-letter queue", func() bool {
+	testenv.Eventually(t, 20*time.Second, "the message in the dead-letter queue", func() bool {
 		return b.Server.MaxOffset("broker-a", "%DLQ%"+group, 0) == 1
 	})
 	dl := readQueue(t, b.BrokerAddr("broker-a"), "%DLQ%"+group, 0)

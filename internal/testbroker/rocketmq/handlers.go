@@ -121,20 +121,6 @@ func (p *extParser) required(key string) string {
 
 // ---- NameServer ----
 
-type queueData struct {
-	BrokerName     string `json:"brokerName"`
-	ReadQueueNums  int    `json:"readQueueNums"`
-	WriteQueueNums int    `json:"writeQueueNums"`
-	Perm           int    `json:"perm"`
-	TopicSynFlag   int    `json:"topicSynFlag"`
-}
-
-type brokerData struct {
-	Cluster     string            `json:"cluster"`
-	BrokerName  string            `json:"brokerName"`
-	BrokerAddrs map[string]string `json:"brokerAddrs"`
-}
-
 func (s *Server) routeInfo(req *rm.Command) *rm.Command {
 	topic := req.Ext("topic")
 	template := topic == rm.DefaultTopic && !s.opts.DisableAutoCreateTopics
@@ -143,12 +129,12 @@ func (s *Server) routeInfo(req *rm.Command) *rm.Command {
 	// the route before that and would otherwise see it only 30 s later).
 	retry := strings.HasPrefix(topic, rm.RetryTopicPrefix) && validTopic(topic)
 	route := struct {
-		QueueDatas        []queueData       `json:"queueDatas"`
-		BrokerDatas       []brokerData      `json:"brokerDatas"`
+		QueueDatas        []rm.QueueData    `json:"queueDatas"`
+		BrokerDatas       []rm.BrokerData   `json:"brokerDatas"`
 		FilterServerTable map[string]string `json:"filterServerTable"`
-	}{QueueDatas: []queueData{}, BrokerDatas: []brokerData{}, FilterServerTable: map[string]string{}}
+	}{QueueDatas: []rm.QueueData{}, BrokerDatas: []rm.BrokerData{}, FilterServerTable: map[string]string{}}
 	for _, b := range s.brokers {
-		var qd *queueData
+		var qd *rm.QueueData
 		b.mu.Lock()
 		if retry && b.topics[topic] == nil && !b.closed {
 			if err := b.createTopicLocked(topic, 1, 1, rm.PermRead|rm.PermWrite); err != nil {
@@ -156,15 +142,15 @@ func (s *Server) routeInfo(req *rm.Command) *rm.Command {
 			}
 		}
 		if t := b.topics[topic]; t != nil && topic != scheduleTopic {
-			qd = &queueData{BrokerName: b.name, ReadQueueNums: t.conf.ReadQueueNums, WriteQueueNums: t.conf.WriteQueueNums, Perm: t.conf.Perm}
+			qd = &rm.QueueData{BrokerName: b.name, ReadQueueNums: t.conf.ReadQueueNums, WriteQueueNums: t.conf.WriteQueueNums, Perm: t.conf.Perm}
 		} else if template {
 			n := s.opts.DefaultQueues
-			qd = &queueData{BrokerName: b.name, ReadQueueNums: n, WriteQueueNums: n, Perm: rm.PermInherit | rm.PermRead | rm.PermWrite}
+			qd = &rm.QueueData{BrokerName: b.name, ReadQueueNums: n, WriteQueueNums: n, Perm: rm.PermInherit | rm.PermRead | rm.PermWrite}
 		}
 		b.mu.Unlock()
 		if qd != nil {
 			route.QueueDatas = append(route.QueueDatas, *qd)
-			route.BrokerDatas = append(route.BrokerDatas, brokerData{Cluster: s.opts.Cluster, BrokerName: b.name, BrokerAddrs: map[string]string{"0": b.addrString}})
+			route.BrokerDatas = append(route.BrokerDatas, rm.BrokerData{Cluster: s.opts.Cluster, BrokerName: b.name, BrokerAddrs: map[string]string{rm.MasterID: b.addrString}})
 		}
 	}
 	if len(route.QueueDatas) == 0 {
@@ -177,11 +163,11 @@ func (s *Server) routeInfo(req *rm.Command) *rm.Command {
 
 func (s *Server) clusterInfo(req *rm.Command) *rm.Command {
 	info := struct {
-		BrokerAddrTable  map[string]brokerData `json:"brokerAddrTable"`
-		ClusterAddrTable map[string][]string   `json:"clusterAddrTable"`
-	}{map[string]brokerData{}, map[string][]string{}}
+		BrokerAddrTable  map[string]rm.BrokerData `json:"brokerAddrTable"`
+		ClusterAddrTable map[string][]string      `json:"clusterAddrTable"`
+	}{map[string]rm.BrokerData{}, map[string][]string{}}
 	for _, b := range s.brokers {
-		info.BrokerAddrTable[b.name] = brokerData{Cluster: s.opts.Cluster, BrokerName: b.name, BrokerAddrs: map[string]string{"0": b.addrString}}
+		info.BrokerAddrTable[b.name] = rm.BrokerData{Cluster: s.opts.Cluster, BrokerName: b.name, BrokerAddrs: map[string]string{rm.MasterID: b.addrString}}
 		info.ClusterAddrTable[s.opts.Cluster] = append(info.ClusterAddrTable[s.opts.Cluster], b.name)
 	}
 	resp := rm.NewResponse(req, rm.Success, "")
@@ -400,6 +386,11 @@ func (b *broker) queryOffset(req *rm.Command) *rm.Command {
 	if !ok {
 		return errResp(req, rm.QueryNotFound, "Not found, V3_0_6_SNAPSHOT maybe this group consumer boot first")
 	}
+	return offsetResp(req, off)
+}
+
+// offsetResp is a success answer carrying ext offset=off.
+func offsetResp(req *rm.Command, off int64) *rm.Command {
 	resp := rm.NewResponse(req, rm.Success, "")
 	resp.ExtFields["offset"] = strconv.FormatInt(off, 10)
 	return resp
@@ -422,46 +413,47 @@ func (b *broker) updateOffset(req *rm.Command) *rm.Command {
 	return rm.NewResponse(req, rm.Success, "")
 }
 
-func (b *broker) maxMinOffset(req *rm.Command) *rm.Command {
+// queueOffset answers a request naming topic and queueId (and whatever more
+// parse reads, if not nil) with offset = at(queue), computed under b.mu; 0
+// when the broker has no such queue.
+func (b *broker) queueOffset(req *rm.Command, parse func(*extParser), at func(*queue) int64) *rm.Command {
 	p := &extParser{req: req}
 	topic := p.required("topic")
 	qid := p.int("queueId", -1)
-	if p.err != nil {
-		return errResp(req, rm.SystemError, "%v", p.err)
+	if parse != nil {
+		parse(p)
 	}
-	var off int64 // unknown queue → 0
-	b.mu.Lock()
-	if q := b.queueLocked(topic, int(qid)); q != nil {
-		off = q.minOff // advanced only by retention
-		if req.Code == rm.GetMaxOffset {
-			off = q.maxOffset()
-		}
-	}
-	b.mu.Unlock()
-	resp := rm.NewResponse(req, rm.Success, "")
-	resp.ExtFields["offset"] = strconv.FormatInt(off, 10)
-	return resp
-}
-
-// searchOffset answers the offset of the first message kept that was
-// stored at or after timestamp (ms), or the max offset when there is none.
-func (b *broker) searchOffset(req *rm.Command) *rm.Command {
-	p := &extParser{req: req}
-	topic := p.required("topic")
-	qid := p.int("queueId", -1)
-	ts := p.int("timestamp", 0)
 	if p.err != nil {
 		return errResp(req, rm.SystemError, "%v", p.err)
 	}
 	var off int64
 	b.mu.Lock()
 	if q := b.queueLocked(topic, int(qid)); q != nil {
-		off = q.search(func(d []byte) bool { return storeTimestampOf(d) >= ts })
+		off = at(q)
 	}
 	b.mu.Unlock()
-	resp := rm.NewResponse(req, rm.Success, "")
-	resp.ExtFields["offset"] = strconv.FormatInt(off, 10)
-	return resp
+	return offsetResp(req, off)
+}
+
+// maxMinOffset answers GET_MAX_OFFSET (the next offset to be written) or
+// GET_MIN_OFFSET (the oldest message kept).
+func (b *broker) maxMinOffset(req *rm.Command) *rm.Command {
+	isMax := req.Code == rm.GetMaxOffset
+	return b.queueOffset(req, nil, func(q *queue) int64 {
+		if isMax {
+			return q.maxOffset()
+		}
+		return q.minOff // advanced only by retention
+	})
+}
+
+// searchOffset answers the offset of the first message kept that was
+// stored at or after timestamp (ms), or the max offset when there is none.
+func (b *broker) searchOffset(req *rm.Command) *rm.Command {
+	var ts int64
+	return b.queueOffset(req, func(p *extParser) { ts = p.int("timestamp", 0) }, func(q *queue) int64 {
+		return q.search(func(d []byte) bool { return storeTimestampOf(d) >= ts })
+	})
 }
 
 // ---- send back (retry) ----

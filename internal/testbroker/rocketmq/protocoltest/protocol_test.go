@@ -19,19 +19,7 @@ import (
 	"github.com/ddmq-go/carrera/internal/testenv"
 )
 
-type route struct {
-	QueueDatas []struct {
-		BrokerName     string `json:"brokerName"`
-		ReadQueueNums  int    `json:"readQueueNums"`
-		WriteQueueNums int    `json:"writeQueueNums"`
-		Perm           int    `json:"perm"`
-	} `json:"queueDatas"`
-	BrokerDatas []struct {
-		Cluster     string            `json:"cluster"`
-		BrokerName  string            `json:"brokerName"`
-		BrokerAddrs map[string]string `json:"brokerAddrs"`
-	} `json:"brokerDatas"`
-}
+type route = rm.TopicRouteData
 
 func getRoute(t *testing.T, c *client, topic string) (int16, route) {
 	t.Helper()

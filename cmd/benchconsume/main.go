@@ -70,6 +70,7 @@ const (
 	fetchBytes       = 1 << 20  // kafka.DefaultFetchMaxBytes per partition
 	saramaChanMsgs   = 256      // sarama ChannelBufferSize per partition
 	baseRSSMiB       = 48.0     // runtime, Thrift server, ZooKeeper client, metrics
+	admitBatchMsgs   = 64       // deliveries a cproxy claim reader holds while admitting (engine.admitBatch)
 )
 
 var logf = bu.Logf

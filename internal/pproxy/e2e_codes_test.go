@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -67,11 +68,23 @@ func TestE2EResultCodesOverTheWire(t *testing.T) {
 
 	// 12: the broker holds every produce for 400 ms; timeout 50 ms plus
 	// the 30 ms retry both expire.
+	// Once hold is set, produces wait for it to close instead (bounded),
+	// so the shutdown phase below does not race a fixed delay.
 	var started, finished atomic.Int32
+	var hold atomic.Pointer[chan struct{}]
 	r.kafka.Cluster.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
 		r.kafka.Cluster.KeepControl()
 		started.Add(1)
-		r.kafka.Cluster.SleepControl(func() { time.Sleep(400 * time.Millisecond) })
+		r.kafka.Cluster.SleepControl(func() {
+			if ch := hold.Load(); ch != nil {
+				select {
+				case <-*ch:
+				case <-time.After(5 * time.Second):
+				}
+				return
+			}
+			time.Sleep(400 * time.Millisecond)
+		})
 		finished.Add(1)
 		return nil, nil, false
 	})
@@ -97,6 +110,11 @@ func TestE2EResultCodesOverTheWire(t *testing.T) {
 	// 20: a call in flight keeps the drain waiting; new calls meanwhile get 20.
 	await("earlier produces to finish", func() bool { return started.Load() > 0 && finished.Load() == started.Load() })
 	s0 := started.Load()
+	release := make(chan struct{})
+	hold.Store(&release)
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	defer unblock()
 	inflight := make(chan *producer.Result_, 1)
 	go func() {
 		res, _ := c.SendSync(context.Background(), &producer.Message{Topic: "orders", Body: []byte("last"), PartitionId: -1}, 0)
@@ -113,6 +131,7 @@ func TestE2EResultCodesOverTheWire(t *testing.T) {
 			if res.Msg != "FAILED: Server is shutting down." {
 				t.Fatalf("msg %q", res.Msg)
 			}
+			unblock() // now let the in-flight call finish and the drain end
 			break
 		}
 		if time.Now().After(deadline) {

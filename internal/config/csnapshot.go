@@ -67,6 +67,19 @@ type UnitView struct {
 	Subscriptions []*Subscription
 }
 
+// Broadcasting reports whether the unit consumes in RocketMQ's
+// broadcasting model: the group's messageModel when set, else its cluster's.
+// Kafka units never broadcast.
+func (u *UnitView) Broadcasting() bool {
+	if u.ClusterKind != ClusterRocketMQ || u.RocketMQ == nil {
+		return false
+	}
+	if u.Group != nil && u.Group.Config != nil && u.Group.Config.MessageModel != "" {
+		return u.Group.Config.MessageModel == MessageModelBroadcasting
+	}
+	return u.RocketMQ.Broadcasting()
+}
+
 // Subscription is the consumer's view of one enabled UpstreamTopic, with
 // the derived values applied.
 type Subscription struct {
@@ -339,6 +352,7 @@ type unitBusiness struct {
 	DelayThreads int
 	Redis        *RedisConfiguration
 	GroupKind    ConsumeKind
+	Broadcasting bool
 	ClusterKind  ClusterKind
 	RocketMQ     *RocketmqConsumerConfiguration
 	Kafka        *KafkaConsumerConfiguration
@@ -352,6 +366,7 @@ func businessKey(u *UnitView, ignoreRates bool) unitBusiness {
 		DelayThreads: g.EffectiveDelayRequestHandlerThreads(),
 		Redis:        g.RedisConfig,
 		GroupKind:    u.Group.Kind,
+		Broadcasting: u.Broadcasting(),
 		ClusterKind:  u.ClusterKind,
 		RocketMQ:     normalRocketMQ(u.RocketMQ),
 		Kafka:        normalKafka(u.Kafka),

@@ -126,6 +126,11 @@ type GroupConfig struct {
 	// long-polls; <= 0 (default -1) means max(asyncThreads/2, 1). See
 	// EffectiveDelayRequestHandlerThreads.
 	DelayRequestHandlerThreads int `json:"delayRequestHandlerThreads"`
+	// MessageModel (extension) overrides, for this group, the messageModel
+	// of its RocketMQ clusters' rocketmqConfigs entries: "CLUSTERING" or
+	// "BROADCASTING" (every cproxy instance serving the group gets every
+	// message). Empty = the cluster's. Ignored on Kafka clusters.
+	MessageModel string `json:"messageModel,omitempty"`
 
 	// Monitoring only.
 	AlarmGroup            []string `json:"alarmGroup,omitempty"`
@@ -462,6 +467,11 @@ func (g *GroupConfig) Validate() error {
 	}
 	if g.AsyncThreads <= 0 {
 		p.addf("asyncThreads must be > 0, got %d", g.AsyncThreads)
+	}
+	switch g.MessageModel {
+	case "", MessageModelClustering, MessageModelBroadcasting:
+	default:
+		p.addf("messageModel must be %s or %s, got %q", MessageModelClustering, MessageModelBroadcasting, g.MessageModel)
 	}
 	if g.DelayTimeThreshold < 0 {
 		p.addf("delayTimeThreshold must be >= 0, got %d", g.DelayTimeThreshold)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -569,4 +570,41 @@ func FuzzParseGroupConfig(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestGroupMessageModel(t *testing.T) {
+	var g GroupConfig
+	if err := json.Unmarshal([]byte(`{"group":"g1","topics":[],"messageModel":"BROADCASTING"}`), &g); err != nil {
+		t.Fatal(err)
+	}
+	if g.MessageModel != MessageModelBroadcasting || g.Validate() != nil {
+		t.Fatalf("messageModel %q, validate %v", g.MessageModel, g.Validate())
+	}
+	g.MessageModel = "broadcast"
+	if g.Validate() == nil {
+		t.Fatal("an unknown messageModel passed validation")
+	}
+
+	clustering := &RocketmqConsumerConfiguration{MessageModel: MessageModelClustering}
+	broadcasting := &RocketmqConsumerConfiguration{MessageModel: MessageModelBroadcasting}
+	unit := func(groupModel string, rc *RocketmqConsumerConfiguration, kind ClusterKind) *UnitView {
+		return &UnitView{Group: &GroupView{Config: &GroupConfig{Group: "g1", MessageModel: groupModel}}, ClusterKind: kind, RocketMQ: rc}
+	}
+	for _, tc := range []struct {
+		u    *UnitView
+		want bool
+	}{
+		{unit("", clustering, ClusterRocketMQ), false},
+		{unit("", broadcasting, ClusterRocketMQ), true},
+		{unit(MessageModelBroadcasting, clustering, ClusterRocketMQ), true},
+		{unit(MessageModelClustering, broadcasting, ClusterRocketMQ), false},
+		{unit(MessageModelBroadcasting, nil, ClusterKafka), false},
+	} {
+		if got := tc.u.Broadcasting(); got != tc.want {
+			t.Errorf("group %q cluster %+v kind %v: Broadcasting %v, want %v", tc.u.Group.Config.MessageModel, tc.u.RocketMQ, tc.u.ClusterKind, got, tc.want)
+		}
+	}
+	if BusinessEqual(unit("", clustering, ClusterRocketMQ), unit(MessageModelBroadcasting, clustering, ClusterRocketMQ)) {
+		t.Fatal("a group switching to broadcasting is business-equal (its consumer would not restart)")
+	}
 }

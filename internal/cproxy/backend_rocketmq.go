@@ -51,7 +51,7 @@ func millis(ms int) time.Duration { return time.Duration(ms) * time.Millisecond 
 // so each cproxy instance keeps its own position at the broker (see
 // README, "RocketMQ").
 func (b *rocketmqBackend) offsetGroup(u *config.UnitView) string {
-	if u.RocketMQ == nil || !u.RocketMQ.Broadcasting() {
+	if !u.Broadcasting() {
 		return u.Key.Group
 	}
 	return BroadcastOffsetGroup(u.Key.Group, b.instance)
@@ -86,7 +86,7 @@ func (b *rocketmqBackend) GroupConsumer(u *config.UnitView) (mq.GroupConsumer, e
 		NameServers:       rc.NamesrvAddrs,
 		Group:             u.Key.Group,
 		Subscriptions:     subs,
-		Broadcasting:      rc.Broadcasting(),
+		Broadcasting:      u.Broadcasting(),
 		OffsetGroup:       b.offsetGroup(u),
 		ConsumeFrom:       rc.StartFrom(),
 		InstanceName:      rc.InstanceName,

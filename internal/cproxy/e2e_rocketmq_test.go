@@ -572,15 +572,32 @@ func TestRMQTwoInstancesShareQueues(t *testing.T) {
 
 // TestRMQBroadcast: a broadcasting cluster gives every cproxy instance
 // every message; each instance's offsets are its own.
+// TestRMQBroadcast: broadcasting set on the cluster (rocketmqConfigs
+// messageModel, every group of the cluster) or on the group alone (the
+// group's messageModel extension over a clustering cluster).
 func TestRMQBroadcast(t *testing.T) {
+	t.Run("cluster", func(t *testing.T) { testRMQBroadcast(t, "BROADCASTING", "") })
+	t.Run("group", func(t *testing.T) { testRMQBroadcast(t, "CLUSTERING", "BROADCASTING") })
+}
+
+func testRMQBroadcast(t *testing.T, clusterModel, groupModel string) {
 	const group, topic = "cg_rbc", "rbc"
 	inst2 := "127.0.0.1:9714"
 	zk, broker := testenv.StartZooKeeper(t), startRMQBroker(t)
 	broker.CreateTopic(topic, 4)
+	groupNode := rmqGroupJSON(group, topic, nil, instance, inst2)
+	if groupModel != "" {
+		var g map[string]any
+		if err := json.Unmarshal(groupNode, &g); err != nil {
+			t.Fatal(err)
+		}
+		g["messageModel"] = groupModel
+		groupNode, _ = json.Marshal(g)
+	}
 	testenv.SeedZK(t, zk.Addr, chroot, map[string][]byte{
-		"/group/" + group:     rmqGroupJSON(group, topic, nil, instance, inst2),
-		"/cproxy/" + instance: rmqNode(instance, broker.NameServer, "BROADCASTING", []string{group}),
-		"/cproxy/" + inst2:    rmqNode(inst2, broker.NameServer, "BROADCASTING", []string{group}),
+		"/group/" + group:     groupNode,
+		"/cproxy/" + instance: rmqNode(instance, broker.NameServer, clusterModel, []string{group}),
+		"/cproxy/" + inst2:    rmqNode(inst2, broker.NameServer, clusterModel, []string{group}),
 	})
 	a1, _ := startInProc(t, zk, 9713)
 	a2, _ := startInProc(t, zk, 9714)

@@ -121,7 +121,7 @@ func settingsOf(snap *config.CProxySnapshot, group string) map[engine.UnitTopic]
 		for _, s := range u.Subscriptions {
 			out[engine.UnitTopic{Cluster: u.Key.Cluster, Topic: s.Topic}] = engine.SettingsFor(s.Config)
 		}
-		if u.ClusterKind == config.ClusterRocketMQ && u.RocketMQ != nil && !u.RocketMQ.Broadcasting() && len(u.Subscriptions) > 0 {
+		if u.ClusterKind == config.ClusterRocketMQ && u.RocketMQ != nil && !u.Broadcasting() && len(u.Subscriptions) > 0 {
 			out[engine.UnitTopic{Cluster: u.Key.Cluster, Topic: rocketmq.RetryTopic(group)}] = engine.SettingsFor(u.Subscriptions[0].Config)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/ddmq-go/carrera/internal/config"
 	"github.com/ddmq-go/carrera/internal/mq"
 	"github.com/ddmq-go/carrera/internal/mq/memory"
+	"github.com/ddmq-go/carrera/internal/testenv"
 )
 
 // fakeLLReader serves the memory consumer's partitions: offsets in
@@ -110,6 +111,19 @@ func newLLRig(t *testing.T, snap *config.CProxySnapshot, idle time.Duration) *ll
 func fetchReq(id string, offsets map[string]map[string]int64) *consumer.FetchRequest {
 	bs, ml := int32(100), int32(50)
 	return &consumer.FetchRequest{ConsumerId: id, GroupId: "ll", Cluster: "K", FetchOffset: offsets, MaxBatchSize: &bs, MaxLingerTime: &ml}
+}
+
+// claimedQIDs is the number of qids the consumer's fetcher holds claims for.
+func claimedQIDs(l *LowLevel, group, consumerID string) int {
+	l.mu.Lock()
+	f := l.fetchers[fetcherKey{group, consumerID}]
+	l.mu.Unlock()
+	if f == nil {
+		return 0
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.claims)
 }
 
 // fetchOwned fetches until both qids are listed.
@@ -224,8 +238,11 @@ func TestLowLevelFetchAck(t *testing.T) {
 		t.Fatal("ack of a revoked qid was committed")
 	}
 	r.mc.Rebalance(nil)
+	// The memory consumer hands out the new claims asynchronously: wait
+	// until the fetcher holds both, so the fetch below sees K_0 afresh.
+	testenv.Eventually(t, 5*time.Second, "both qids claimed again", func() bool { return claimedQIDs(r.l, "ll", "c1") == 2 })
 	got = fetchOwned(t, r.l, fetchReq("c1", nil))
-	if q := got["K_0"]; q.Messages[0].Offset != 6 || *q.NextRequestOffset != 8 {
+	if q := got["K_0"]; len(q.Messages) == 0 || q.Messages[0].Offset != 6 || *q.NextRequestOffset != 8 {
 		t.Fatalf("from committed: %+v", q)
 	}
 }

@@ -66,9 +66,8 @@ type CProxySource struct {
 	onNodeDeleted func()
 
 	// Owned by Start, then by the watcher loop (the Handler).
-	node    *config.CProxyConfig
-	groups  map[string]*config.GroupConfig // valid groups by node name
-	watched map[string]bool                // group names with a watch
+	node   *config.CProxyConfig
+	groups children[config.GroupConfig] // valid groups by node name, and their watches
 }
 
 // NewCProxySource validates cfg and returns a source; it starts nothing.
@@ -95,13 +94,14 @@ func NewCProxySource(cfg CProxySourceConfig) (*CProxySource, error) {
 		nodePath:      CProxyPathPrefix + cfg.Instance,
 		sourceBase:    sourceBase[config.CProxySnapshot]{log: cfg.Logger, metrics: metrics},
 		onNodeDeleted: cfg.OnNodeDeleted,
-		groups:        map[string]*config.GroupConfig{},
-		watched:       map[string]bool{},
 	}
 	s.w, err = NewWatcher(cfg.Watcher, s.onEvent)
 	if err != nil {
 		return nil, err
 	}
+	s.groups = children[config.GroupConfig]{w: s.w, log: s.log, prefix: GroupPathPrefix, kind: "group",
+		reason: ReasonInvalidGroup, parse: config.ParseGroupConfig, check: s.checkGroup, fail: s.fail,
+		cur: map[string]*config.GroupConfig{}, watched: map[string]bool{}}
 	return s, nil
 }
 
@@ -132,17 +132,12 @@ func (s *CProxySource) Start(ctx context.Context) (err error) {
 	s.checkNode(node)
 
 	names := config.WatchGroupNames(node)
-	groups := map[string]*config.GroupConfig{}
-	for _, name := range names {
-		if gc := s.readGroup(name); gc != nil {
-			groups[name] = gc
-		}
-	}
+	groups, added := s.groups.plan(names)
 	snap, err := config.BuildCProxySnapshot(s.instance, node, groups)
 	if err != nil {
 		return fmt.Errorf("zkconf: %w", err)
 	}
-	s.node, s.groups = node, groups
+	s.node = node
 	s.cur.Store(snap)
 	s.log.Info("cproxy configuration loaded", zap.String("instance", s.instance),
 		zap.Int32("version", ev.Version), zap.Bool("fromCache", ev.FromCache),
@@ -154,9 +149,7 @@ func (s *CProxySource) Start(ctx context.Context) (err error) {
 	if err := s.w.Watch(s.nodePath); err != nil {
 		return err
 	}
-	for _, name := range names {
-		s.watchGroup(name)
-	}
+	s.groups.accept(names, added, groups)
 	return nil
 }
 
@@ -189,101 +182,42 @@ func (s *CProxySource) onNode(ev Event) {
 	// White-list diff: read the added groups now so that the new snapshot
 	// is complete; watches change only if the snapshot is accepted.
 	names := config.WatchGroupNames(node)
-	want := make(map[string]bool, len(names))
-	groups := make(map[string]*config.GroupConfig, len(names))
-	var added []string
-	for _, name := range names {
-		want[name] = true
-		if s.watched[name] {
-			if gc := s.groups[name]; gc != nil {
-				groups[name] = gc
-			}
-			continue
-		}
-		added = append(added, name)
-		if gc := s.readGroup(name); gc != nil {
-			groups[name] = gc
-		}
-	}
+	groups, added := s.groups.plan(names)
 	snap, err := config.BuildCProxySnapshot(s.instance, node, groups)
 	if err != nil {
 		s.fail(ReasonInvalidSnapshot, ev, err)
 		return
 	}
-	for name := range s.watched {
-		if !want[name] {
-			s.w.Unwatch(GroupPathPrefix + name)
-			delete(s.watched, name)
-		}
-	}
-	for _, name := range added {
-		s.watchGroup(name)
-	}
-	s.node, s.groups = node, groups
+	s.groups.accept(names, added, groups)
+	s.node = node
 	s.swap(snap, ev)
 }
 
 func (s *CProxySource) onGroup(name string, ev Event) {
-	if !s.watched[name] {
+	if !s.groups.watched[name] {
 		return // removed from the white list meanwhile
 	}
-	groups := make(map[string]*config.GroupConfig, len(s.groups)+1)
-	for k, v := range s.groups {
-		groups[k] = v
-	}
+	var gc *config.GroupConfig
 	if ev.Exists {
-		gc, err := config.ParseGroupConfig(ev.Data)
-		if err != nil {
-			s.fail(ReasonInvalidGroup, ev, err)
+		var ok bool
+		if gc, ok = s.groups.parseEvent(name, ev); !ok {
 			return
 		}
-		s.checkGroup(name, gc)
-		groups[name] = gc
 	} else {
-		if _, had := groups[name]; !had {
+		if _, had := s.groups.cur[name]; !had {
 			s.log.Info("group node does not exist; the group is not served until it is created", zap.String("path", ev.Path))
 			return
 		}
 		s.log.Warn("group node deleted; its consumers stop", zap.String("path", ev.Path))
-		delete(groups, name)
 	}
+	groups := s.groups.with(name, gc)
 	snap, err := config.BuildCProxySnapshot(s.instance, s.node, groups)
 	if err != nil {
 		s.fail(ReasonInvalidSnapshot, ev, err)
 		return
 	}
-	s.groups = groups
+	s.groups.cur = groups
 	s.swap(snap, ev)
-}
-
-// readGroup reads and parses /group/<name> synchronously; nil when it is
-// missing, unreadable or invalid (logged; invalid is counted).
-func (s *CProxySource) readGroup(name string) *config.GroupConfig {
-	path := GroupPathPrefix + name
-	ev, err := s.w.Read(path)
-	if err != nil {
-		s.log.Warn("group node unavailable", zap.String("path", path), zap.Error(err))
-		return nil
-	}
-	if !ev.Exists {
-		s.log.Info("group node does not exist; the group is not served until it is created", zap.String("path", path))
-		return nil
-	}
-	gc, err := config.ParseGroupConfig(ev.Data)
-	if err != nil {
-		s.fail(ReasonInvalidGroup, ev, err)
-		return nil
-	}
-	s.checkGroup(name, gc)
-	return gc
-}
-
-func (s *CProxySource) watchGroup(name string) {
-	if err := s.w.Watch(GroupPathPrefix + name); err != nil {
-		s.log.Warn("cannot watch group", zap.String("group", name), zap.Error(err))
-		return
-	}
-	s.watched[name] = true
 }
 
 // swap installs a new snapshot and notifies the subscribers.

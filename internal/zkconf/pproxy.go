@@ -60,9 +60,8 @@ type PProxySource struct {
 	static   []*config.TopicConfig
 
 	// Owned by Start, then by the watcher loop (the Handler).
-	node    *config.PProxyConfig
-	topics  map[string]*config.TopicConfig // valid ZooKeeper topics by node name
-	watched map[string]bool                // topic names with a watch
+	node   *config.PProxyConfig
+	topics children[config.TopicConfig] // valid ZooKeeper topics by node name, and their watches
 }
 
 // NewPProxySource validates cfg and returns a source; it starts nothing.
@@ -88,13 +87,14 @@ func NewPProxySource(cfg PProxySourceConfig) (*PProxySource, error) {
 		nodePath:   PProxyPathPrefix + cfg.Instance,
 		static:     cfg.Static,
 		sourceBase: sourceBase[config.PProxySnapshot]{log: cfg.Logger, metrics: metrics},
-		topics:     map[string]*config.TopicConfig{},
-		watched:    map[string]bool{},
 	}
 	s.w, err = NewWatcher(cfg.Watcher, s.onEvent)
 	if err != nil {
 		return nil, err
 	}
+	s.topics = children[config.TopicConfig]{w: s.w, log: s.log, prefix: TopicPathPrefix, kind: "topic",
+		reason: ReasonInvalidTopic, parse: config.ParseTopicConfig, check: s.checkTopic, fail: s.fail,
+		cur: map[string]*config.TopicConfig{}, watched: map[string]bool{}}
 	return s, nil
 }
 
@@ -124,17 +124,12 @@ func (s *PProxySource) Start(ctx context.Context) (err error) {
 	s.checkNode(node)
 
 	names := config.WatchTopicNames(node, s.static)
-	topics := map[string]*config.TopicConfig{}
-	for _, name := range names {
-		if tc := s.readTopic(name); tc != nil {
-			topics[name] = tc
-		}
-	}
+	topics, added := s.topics.plan(names)
 	snap, err := config.BuildPProxySnapshot(s.instance, node, topics, s.static)
 	if err != nil {
 		return fmt.Errorf("zkconf: %w", err)
 	}
-	s.node, s.topics = node, topics
+	s.node = node
 	s.cur.Store(snap)
 	s.log.Info("pproxy configuration loaded", zap.String("instance", s.instance),
 		zap.Int32("version", ev.Version), zap.Bool("fromCache", ev.FromCache),
@@ -144,9 +139,7 @@ func (s *PProxySource) Start(ctx context.Context) (err error) {
 	if err := s.w.Watch(s.nodePath); err != nil {
 		return err
 	}
-	for _, name := range names {
-		s.watchTopic(name)
-	}
+	s.topics.accept(names, added, topics)
 	return nil
 }
 
@@ -175,96 +168,37 @@ func (s *PProxySource) onNode(ev Event) {
 	// White-list diff: read the added topics now so that the new snapshot
 	// is complete; watches change only if the snapshot is accepted.
 	names := config.WatchTopicNames(node, s.static)
-	want := make(map[string]bool, len(names))
-	topics := make(map[string]*config.TopicConfig, len(names))
-	var added []string
-	for _, name := range names {
-		want[name] = true
-		if s.watched[name] {
-			if tc := s.topics[name]; tc != nil {
-				topics[name] = tc
-			}
-			continue
-		}
-		added = append(added, name)
-		if tc := s.readTopic(name); tc != nil {
-			topics[name] = tc
-		}
-	}
+	topics, added := s.topics.plan(names)
 	snap, err := config.BuildPProxySnapshot(s.instance, node, topics, s.static)
 	if err != nil {
 		s.fail(ReasonInvalidSnapshot, ev, err)
 		return
 	}
-	for name := range s.watched {
-		if !want[name] {
-			s.w.Unwatch(TopicPathPrefix + name)
-			delete(s.watched, name)
-		}
-	}
-	for _, name := range added {
-		s.watchTopic(name)
-	}
-	s.node, s.topics = node, topics
+	s.topics.accept(names, added, topics)
+	s.node = node
 	s.swap(snap, ev)
 }
 
 func (s *PProxySource) onTopic(name string, ev Event) {
-	if !s.watched[name] {
+	if !s.topics.watched[name] {
 		return // removed from the white list meanwhile
 	}
 	if !ev.Exists {
 		s.log.Warn("topic node deleted or missing; keeping the last topic state", zap.String("path", ev.Path))
 		return
 	}
-	tc, err := config.ParseTopicConfig(ev.Data)
-	if err != nil {
-		s.fail(ReasonInvalidTopic, ev, err)
+	tc, ok := s.topics.parseEvent(name, ev)
+	if !ok {
 		return
 	}
-	s.checkTopic(name, tc)
-	topics := make(map[string]*config.TopicConfig, len(s.topics)+1)
-	for k, v := range s.topics {
-		topics[k] = v
-	}
-	topics[name] = tc
+	topics := s.topics.with(name, tc)
 	snap, err := config.BuildPProxySnapshot(s.instance, s.node, topics, s.static)
 	if err != nil {
 		s.fail(ReasonInvalidSnapshot, ev, err)
 		return
 	}
-	s.topics = topics
+	s.topics.cur = topics
 	s.swap(snap, ev)
-}
-
-// readTopic reads and parses /topic/<name> synchronously; nil when it is
-// missing, unreadable or invalid (logged; invalid is counted).
-func (s *PProxySource) readTopic(name string) *config.TopicConfig {
-	path := TopicPathPrefix + name
-	ev, err := s.w.Read(path)
-	if err != nil {
-		s.log.Warn("topic node unavailable", zap.String("path", path), zap.Error(err))
-		return nil
-	}
-	if !ev.Exists {
-		s.log.Info("topic node does not exist; the topic is not served until it is created", zap.String("path", path))
-		return nil
-	}
-	tc, err := config.ParseTopicConfig(ev.Data)
-	if err != nil {
-		s.fail(ReasonInvalidTopic, ev, err)
-		return nil
-	}
-	s.checkTopic(name, tc)
-	return tc
-}
-
-func (s *PProxySource) watchTopic(name string) {
-	if err := s.w.Watch(TopicPathPrefix + name); err != nil {
-		s.log.Warn("cannot watch topic", zap.String("topic", name), zap.Error(err))
-		return
-	}
-	s.watched[name] = true
 }
 
 // swap installs a new snapshot and notifies the subscribers.

@@ -280,6 +280,12 @@ func TestPullStatuses(t *testing.T) {
 	}
 }
 
+// awaitHeld waits until a pull on topic is parked at broker-a.
+func awaitHeld(t *testing.T, b *testenv.RocketMQ, topic string) {
+	t.Helper()
+	testenv.Eventually(t, 5*time.Second, "a parked pull on "+topic, func() bool { return len(b.Server.HeldPulls("broker-a", topic)) > 0 })
+}
+
 func TestLongPoll(t *testing.T) {
 	const hold = 400 * time.Millisecond
 	b := startBroker(t, func(o *rmqtb.Options) { o.MaxPullHold = hold })
@@ -315,7 +321,7 @@ func TestLongPoll(t *testing.T) {
 		}
 		done <- result{r, time.Now()}
 	}()
-	time.Sleep(100 * time.Millisecond) // let the pull be parked; the bound below does not depend on it
+	awaitHeld(t, b, "lp")
 	sent := time.Now()
 	producer.send("lp", 0, []byte("wake"), nil)
 	r := <-done
@@ -349,7 +355,7 @@ func TestCloseAnswersHeldPulls(t *testing.T) {
 			pullReq{group: "g", topic: "lp", sysFlag: rm.PullFlagSuspend, suspend: time.Minute}.ext(), nil))
 		done <- r
 	}()
-	time.Sleep(100 * time.Millisecond) // let it be parked
+	awaitHeld(t, b, "lp")
 	start := time.Now()
 	b.Stop()
 	select {

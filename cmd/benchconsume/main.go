@@ -68,9 +68,9 @@ const (
 	groupConcurrency = 1024     // unfinished messages per unit; buffered ≤ 3 × this
 	maxBufferedBytes = 64 << 20 // engine.DefaultMaxBufferedBytes
 	fetchBytes       = 1 << 20  // kafka.DefaultFetchMaxBytes per partition
-	saramaChanMsgs   = 256      // sarama ChannelBufferSize per partition
 	baseRSSMiB       = 48.0     // runtime, Thrift server, ZooKeeper client, metrics
 	admitBatchMsgs   = 64       // deliveries a cproxy claim reader holds while admitting (engine.admitBatch)
+	claimChanMsgs    = 64       // converted deliveries buffered between a backend and the claim reader (mq.ClaimBuffer)
 )
 
 var logf = bu.Logf
@@ -89,6 +89,7 @@ type options struct {
 	jsonPath         string
 	cproxyBin        string
 	backend          string
+	profileDir       string
 }
 
 func main() {
@@ -112,6 +113,7 @@ func realMain() int {
 	flag.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
 	flag.StringVar(&o.cproxyBin, "cproxy-bin", "", "use this cproxy binary instead of building ./cmd/cproxy")
 	flag.StringVar(&o.backend, "backend", "kafka", "broker technology: kafka (kfakeserver, sarama) or rocketmq (test broker, rocketmq-client-go)")
+	flag.StringVar(&o.profileDir, "profile", "", "write CPU profiles of this process and of cproxy for the first 3 s of each cproxy throughput phase into this directory")
 	flag.Parse()
 	if o.backend != "kafka" && o.backend != "rocketmq" {
 		fmt.Fprintln(os.Stderr, "benchconsume: -backend: want kafka or rocketmq")
@@ -412,7 +414,9 @@ func bench(ctx context.Context, o *options, cl *bu.Cleanups) (*report, error) {
 	for _, c := range o.conns {
 		logf("phase cproxy-%d: pull (maxBatchSize %d) + piggy-backed submit, %d connection(s), until %d messages or %s", c, o.batch, c, target, o.duration)
 		m := startCPU(s)
+		stopProf := startProfiles(o.profileDir, "cproxy-"+strconv.Itoa(c), s.adminAddr)
 		ct := cproxyConsume(ctx, groupConns[c], groupName(c), int32(o.batch), target, o.duration)
+		stopProf()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -521,6 +525,9 @@ func finish(rep *report, o *options, be mqBackend, groups int, perGroup float64)
 		fmt.Sprintf("Backend %s. %d CPU cores shared by ZooKeeper, the broker, cproxy and this load generator.", be.name(), rep.CPUs),
 		"Throughput: from each phase's first pre-filled message until the pre-filled count was consumed or -duration passed " +
 			"(join time excluded). cproxy runs as a daemon with the adapter's default group timings.",
+		"CPU µs/msg: each process's CPU time in the phase per consumed message. \"bench\" is the direct consumer in the direct phase " +
+			"and the Thrift clients (generated Go code, compact protocol, framed transport over a 64 KiB buffered socket) in the cproxy phases; " +
+			"on this machine all of it competes for the same cores.",
 		fmt.Sprintf("Latency: send stamp (before handing the message to the latency producer) → pulled by one of %d pullers "+
 			"(pull linger %d ms); messages sent inside the measured window; nearest-rank percentiles.", o.latConns, pullLingerMs),
 		fmt.Sprintf("RSS bound: %.0f MiB base + 2 (GOGC headroom) × %d groups × %.1f MiB (concurrency %d, %d B messages, %d partitions/queues). "+
@@ -532,7 +539,7 @@ func finish(rep *report, o *options, be mqBackend, groups int, perGroup float64)
 
 func printReport(w io.Writer, r *report) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\tpath\tconns\tmessages\tseconds\tmsgs/s\tvs direct\tdrained\tpull p50 ms\tpull p99 ms\terrors\tCPU% cproxy\tbroker\tbench\t")
+	fmt.Fprintln(tw, "phase\tpath\tconns\tmessages\tseconds\tmsgs/s\tvs direct\tdrained\tpull p50 ms\tpull p99 ms\terrors\tCPU% cproxy\tbroker\tbench\tCPU µs/msg cproxy\tbroker\tbench\t")
 	for _, p := range r.Phases {
 		ratio, p50, p99 := "-", "-", "-"
 		if v, ok := r.Ratios[p.Name]; ok {
@@ -541,8 +548,15 @@ func printReport(w io.Writer, r *report) {
 		if p.Calls > 0 {
 			p50, p99 = fmt.Sprintf("%.2f", p.CallP50Ms), fmt.Sprintf("%.2f", p.CallP99Ms)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.2f\t%.0f\t%s\t%v\t%s\t%s\t%d\t%.0f\t%.0f\t%.0f\t\n", p.Name, p.Path, p.Conns, p.Messages,
-			p.Seconds, p.MsgsPerSec, ratio, p.Drained, p50, p99, p.Errors, p.CProxyCPU, p.BrokerCPU, p.BenchCPU)
+		perMsg := func(pct float64) float64 { // CPU µs per consumed message
+			if p.MsgsPerSec <= 0 {
+				return 0
+			}
+			return pct / 100 * 1e6 / p.MsgsPerSec
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.2f\t%.0f\t%s\t%v\t%s\t%s\t%d\t%.0f\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t\n", p.Name, p.Path, p.Conns, p.Messages,
+			p.Seconds, p.MsgsPerSec, ratio, p.Drained, p50, p99, p.Errors, p.CProxyCPU, p.BrokerCPU, p.BenchCPU,
+			perMsg(p.CProxyCPU), perMsg(p.BrokerCPU), perMsg(p.BenchCPU))
 	}
 	_ = tw.Flush()
 	for _, p := range r.Phases {

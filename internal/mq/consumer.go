@@ -58,6 +58,12 @@ type CommittedOffset struct {
 	Metadata string
 }
 
+// ClaimBuffer is the capacity of a claim's Messages channel in the broker
+// backends. A buffer lets the backend's converter run ahead of the reader
+// and the reader take a batch without a goroutine switch per message (with
+// an unbuffered channel every message cost a hand-off between the two).
+const ClaimBuffer = 64
+
 // Claim is this member's ownership of one partition during one generation of
 // the group. It is valid until its Context is done (the partition was
 // revoked, the member is stopping, or the session was lost).

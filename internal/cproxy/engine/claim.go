@@ -39,7 +39,7 @@ func (h *claimHandler) Setup(assigned map[string][]int32) {
 		}
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if e.closed {
 		return
 	}
@@ -94,7 +94,6 @@ type part struct {
 	metaBuf    []byte
 
 	jobs        map[int64]*job // unfinished jobs by offset
-	inflight    map[int64]*job // handed out (stInFlight, stExpired)
 	ready       deque[*job]    // fresh jobs (and released key-chain heads)
 	redo        deque[*job]    // nacked jobs whose retry delay elapsed
 	expired     deque[*job]    // timed-out jobs (stale entries skipped)
@@ -210,7 +209,7 @@ func (e *Engine) openPart(cluster string, c mq.Claim) *part {
 	tr := e.decodeTracker(init, topic, qid)
 
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if e.closed {
 		return nil
 	}
@@ -240,7 +239,6 @@ func (e *Engine) openPart(cluster string, c mq.Claim) *part {
 		first:      true,
 		lastCommit: mq.CommittedOffset{Offset: init.Offset, Metadata: init.Metadata},
 		jobs:       map[int64]*job{},
-		inflight:   map[int64]*job{},
 		commitTm:   timer{kind: tCommit, idx: -1},
 		limitTm:    timer{kind: tLimiter, idx: -1},
 	}
@@ -273,7 +271,7 @@ func (e *Engine) closePart(p *part) {
 	if !p.superseded.Load() {
 		co, ok = e.commitValueLocked(p)
 	}
-	e.mu.Unlock()
+	e.unlock()
 	if ok {
 		p.claim.Commit(co)
 	}
@@ -294,6 +292,7 @@ func (e *Engine) discardLocked(p *part, now time.Time) {
 	var keys map[string]bool
 	for _, j := range p.jobs {
 		e.timers.cancel(&j.tm)
+		e.leaveHandoutLocked(j)
 		if j.chained {
 			if keys == nil {
 				keys = map[string]bool{}
@@ -303,7 +302,7 @@ func (e *Engine) discardLocked(p *part, now time.Time) {
 		e.setStateLocked(j, stDone)
 		e.releaseLocked(j)
 	}
-	p.jobs, p.inflight = nil, nil
+	p.jobs = nil
 	p.ready.clear()
 	p.redo.clear()
 	p.expired.clear()
@@ -324,30 +323,49 @@ func (e *Engine) releaseLocked(j *job) {
 	j.p.ut.unfinished--
 	e.unfinished--
 	e.bytes -= j.size
-	e.m.bufferedBytes.Sub(float64(j.size))
 }
 
-// wakeWaitingReadersLocked wakes the readers that wait for capacity of ut
-// or of the engine's byte budget, if there is capacity now.
+// wakeWaitingReadersLocked wakes readers that wait for capacity of ut or of
+// the engine's byte budget, once enough of it is free to be worth a wake-up
+// (wakeSlack): waking every blocked reader of a unit for each finished job
+// made them queue on the engine lock only to find the one free slot taken
+// (a thundering herd that cost half the pull path's scheduling time). Of
+// the unit's readers, only as many are woken, oldest first, as the free
+// capacity can keep busy with one admit batch each; the others stay queued
+// for the next finish.
 func (e *Engine) wakeWaitingReadersLocked(ut *unitTopic) {
-	if len(ut.concWait) > 0 && ut.unfinished < ut.s.Concurrency {
-		for _, q := range ut.concWait {
-			if q.blocked == blockConc {
-				q.blocked = blockNone
+	if n := len(ut.concWait); n > 0 {
+		free := ut.s.Concurrency - ut.unfinished
+		if free >= wakeSlack(ut.s.Concurrency) {
+			k := min(n, (free+admitBatch-1)/admitBatch)
+			for _, q := range ut.concWait[:k] {
+				if q.blocked == blockConc {
+					q.blocked = blockNone
+				}
+				signal(q.wake)
 			}
-			signal(q.wake)
+			rest := copy(ut.concWait, ut.concWait[k:])
+			clear(ut.concWait[rest:])
+			ut.concWait = ut.concWait[:rest]
 		}
-		ut.concWait = ut.concWait[:0]
 	}
-	if len(e.bytesWait) > 0 && (e.maxBytes <= 0 || e.bytes < e.maxBytes) {
+	if len(e.bytesWait) > 0 && (e.maxBytes <= 0 || e.maxBytes-e.bytes >= e.maxBytes/16) {
 		for _, q := range e.bytesWait {
 			if q.blocked == blockBytes {
 				q.blocked = blockNone
 			}
 			signal(q.wake)
 		}
+		clear(e.bytesWait)
 		e.bytesWait = e.bytesWait[:0]
 	}
+}
+
+// wakeSlack is the free concurrency at which readers blocked on a unit's
+// Concurrency are woken: one admit batch, at most a quarter of the limit,
+// at least one slot.
+func wakeSlack(concurrency int) int {
+	return max(1, min(admitBatch, concurrency/4))
 }
 
 // lagExceeded reports whether reading p must pause for maxConsumeLag:
@@ -363,7 +381,7 @@ func lagExceeded(p *part) bool {
 // finished); false means the reader must wait for p.wake and try again.
 func (e *Engine) admit(p *part, ds []*mq.Delivery) int {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	now := e.now()
 	n, offered := 0, true
 	for _, d := range ds {
@@ -464,7 +482,6 @@ func (e *Engine) admitLocked(p *part, d *mq.Delivery, now time.Time) bool {
 	ut.unfinished++
 	e.unfinished++
 	e.bytes += size
-	e.m.bufferedBytes.Add(float64(size))
 
 	if s.Order == config.OrderKey && d.Key != "" {
 		j.key, j.chained = d.Key, true
@@ -496,7 +513,7 @@ func (e *Engine) scheduleCommitLocked(p *part, now time.Time) {
 func (e *Engine) commit(p *part) {
 	e.mu.Lock()
 	co, ok := e.commitValueLocked(p)
-	e.mu.Unlock()
+	e.unlock()
 	if ok {
 		p.claim.Commit(co)
 	}

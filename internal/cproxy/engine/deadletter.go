@@ -35,7 +35,7 @@ func (e *Engine) deadLetterLoop() {
 		}
 		e.mu.Lock()
 		j := e.nextDeadLetterLocked()
-		e.mu.Unlock()
+		e.unlock()
 		if j == nil {
 			select {
 			case <-e.dlKick:
@@ -73,7 +73,7 @@ func (e *Engine) deadLetterLoop() {
 				e.setTimerLocked(&j.tm, now.Add(d))
 			}
 		}
-		e.mu.Unlock()
+		e.unlock()
 	}
 }
 

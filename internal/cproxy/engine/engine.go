@@ -152,6 +152,8 @@ type Engine struct {
 	pullSeq    uint64
 	unfinished int
 	inFlight   int
+	dirty      []*unitTopic // units whose gauges and counters lag (see unlock)
+	pubBytes   int64        // e.bytes as last published
 }
 
 // unitTopic is the state of one subscription unit (topic on a cluster).
@@ -165,9 +167,15 @@ type unitTopic struct {
 	unfinished int
 	inFlight   int
 	buffered   int
-	concWait   []*part                 // readers blocked on Concurrency
-	chains     map[string]*deque[*job] // OrderKey: jobs per key, head released
-	tm         *topicMetrics
+	// Metrics are kept here under the lock and published by unlock: deltas
+	// since the last publication (a gauge is shared by engines of the same
+	// group, so only ever moved by deltas).
+	dirty                    bool
+	pulled, acked            int
+	pubInFlight, pubBuffered int
+	concWait                 []*part                 // readers blocked on Concurrency
+	chains                   map[string]*deque[*job] // OrderKey: jobs per key, head released
+	tm                       *topicMetrics
 }
 
 type partKey struct{ topic, qid string }
@@ -258,7 +266,7 @@ func (e *Engine) LastPull() time.Time {
 // Stats returns a snapshot of the engine's buffers.
 func (e *Engine) Stats() Stats {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	st := Stats{
 		Partitions:    len(e.parts),
 		Unfinished:    e.unfinished,
@@ -277,7 +285,7 @@ func (e *Engine) Stats() Stats {
 // uses DefaultSettings.
 func (e *Engine) Configure(subs map[UnitTopic]Settings) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	now := e.now()
 	for k, s := range subs {
 		ns := s.normalized()
@@ -380,7 +388,7 @@ func (e *Engine) Close() {
 				}
 			}
 		}
-		e.mu.Unlock()
+		e.unlock()
 		e.cancel()
 		close(e.done)
 		e.claims.Wait()
@@ -414,7 +422,7 @@ func (e *Engine) schedule() {
 	for {
 		e.mu.Lock()
 		d := e.tickLocked()
-		e.mu.Unlock()
+		e.unlock()
 		t.Reset(d)
 		select {
 		case <-t.C:
@@ -447,8 +455,8 @@ func (e *Engine) tickLocked() time.Duration {
 // fireLocked runs a due timer (already removed from the heap).
 func (e *Engine) fireLocked(t *timer, now time.Time) {
 	switch t.kind {
-	case tJobDeadline:
-		e.expireLocked(t.job, now)
+	case tHandoutDeadline:
+		e.expireHandoutLocked(t.h, now)
 	case tJobRetry:
 		j := t.job
 		if j.state == stRetryWait && !j.p.revoked {

@@ -1048,3 +1048,110 @@ func TestSupersededClaim(t *testing.T) {
 		}
 	})
 }
+
+// One pull's messages share one deadline: acknowledging or failing some of
+// them leaves the others' deadline in place, and once every message of a
+// pull has left, its timer is gone from the heap.
+func TestPullBatchSharesOneDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := settings() // timeout 1 s, maxRetry 2
+		s.RetryIntervals = []int{int((time.Hour).Milliseconds())}
+		h := newHarness(t, map[string]int{"t": 1}, s)
+		h.appendN("t", 0, 4)
+		b := h.expectPull("t", 0, 0, 1, 2, 3)
+		if n := h.timers(tHandoutDeadline); n != 1 {
+			t.Fatalf("%d deadline timers for one pull", n)
+		}
+		h.e.Submit("t", b.QID, []int64{0}, []int64{1})
+		advance(500 * time.Millisecond)
+		h.e.Submit("t", b.QID, []int64{2}, nil)
+		start := time.Now()
+		got, _ := h.e.Pull(bg, "t", 0, time.Hour)
+		if !slices.Equal(offsets(got), []int64{3}) || time.Since(start) != 500*time.Millisecond {
+			t.Fatalf("redelivered %v after %v; want [3] at the pull's deadline", offsets(got), time.Since(start))
+		}
+		h.e.Submit("t", got.QID, []int64{3}, nil)
+		if n := h.timers(tHandoutDeadline); n != 0 {
+			t.Fatalf("%d deadline timers left after every pulled message left", n)
+		}
+		if n := h.timers(tJobRetry); n != 1 {
+			t.Fatalf("%d retry timers; want offset 1's", n)
+		}
+		if got := h.metric("cproxy_pull_in_flight", map[string]string{"topic": "t"}); got != 0 {
+			t.Fatalf("in flight gauge %v", got)
+		}
+		if got := h.metric("cproxy_pull_buffered", map[string]string{"topic": "t"}); got != 1 {
+			t.Fatalf("buffered gauge %v (offset 1 waits for its retry)", got)
+		}
+		if got := h.metric("cproxy_pulled_total", map[string]string{"topic": "t"}); got != 5 {
+			t.Fatalf("pulled %v", got)
+		}
+		if got := h.metric("cproxy_acked_total", map[string]string{"topic": "t"}); got != 3 {
+			t.Fatalf("acked %v", got)
+		}
+	})
+}
+
+// Readers blocked on a unit's Concurrency are woken only once a useful
+// amount of it is free (wakeSlack), and then only as many as that capacity
+// can keep busy, oldest first; every message still flows.
+func TestConcurrencyWakesReadersInProportion(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := settings()
+		s.Concurrency = 8 // wakeSlack 2
+		s.MaxPullBatchSize = 8
+		h := newHarness(t, map[string]int{"t": 4}, s)
+		for p := range int32(4) {
+			h.appendN("t", p, 4)
+		}
+		if st := h.e.Stats(); st.Unfinished != 8 {
+			t.Fatalf("unfinished %d, want the concurrency limit 8", st.Unfinished)
+		}
+		blocked := func() int {
+			h.e.mu.Lock()
+			defer h.e.mu.Unlock()
+			for _, ut := range h.e.units {
+				return len(ut.concWait)
+			}
+			return 0
+		}
+		if n := blocked(); n < 2 {
+			t.Fatalf("%d readers blocked on concurrency, want at least 2", n)
+		}
+		var pulled []Batch
+		for range 8 {
+			b, _ := h.e.Pull(bg, "t", 1, time.Millisecond)
+			if len(b.Messages) != 1 {
+				t.Fatalf("pull %v", offsets(b))
+			}
+			pulled = append(pulled, b)
+		}
+		before := blocked()
+		// One free slot (< wakeSlack): nobody is woken, so it stays free.
+		h.e.Submit("t", pulled[0].QID, offsets(pulled[0]), nil)
+		synctest.Wait()
+		if st := h.e.Stats(); st.Unfinished != 7 || blocked() != before {
+			t.Fatalf("one free slot: unfinished %d (want 7), %d of %d readers still blocked", st.Unfinished, blocked(), before)
+		}
+		// Two free slots: one reader (one admit batch covers them).
+		h.e.Submit("t", pulled[1].QID, offsets(pulled[1]), nil)
+		synctest.Wait()
+		if st := h.e.Stats(); st.Unfinished != 8 {
+			t.Fatalf("unfinished %d after the woken reader admitted, want 8", st.Unfinished)
+		}
+		// Everything flows to the end.
+		for _, b := range pulled[2:] {
+			h.e.Submit("t", b.QID, offsets(b), nil)
+		}
+		got := 8
+		for got < 16 {
+			synctest.Wait()
+			b, _ := h.e.Pull(bg, "t", 0, time.Millisecond)
+			if len(b.Messages) == 0 {
+				t.Fatalf("stalled after %d of 16 messages", got)
+			}
+			got += len(b.Messages)
+			h.e.Submit("t", b.QID, offsets(b), nil)
+		}
+	})
+}

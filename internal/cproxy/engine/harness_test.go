@@ -223,3 +223,16 @@ func hasLabel(m *dto.Metric, k, v string) bool {
 func newTestConsumer(topics map[string]int) *memory.Consumer {
 	return memory.NewConsumer(memory.ConsumerOptions{Topics: topics})
 }
+
+// timers returns how many timers of kind the engine has scheduled.
+func (h *harness) timers(kind timerKind) int {
+	h.e.mu.Lock()
+	defer h.e.mu.Unlock()
+	n := 0
+	for _, t := range h.e.timers {
+		if t.kind == kind {
+			n++
+		}
+	}
+	return n
+}

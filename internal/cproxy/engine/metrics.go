@@ -124,3 +124,46 @@ func (tm *topicMetrics) dropped(reason string) prometheus.Counter {
 	}
 	return tm.dropTimeout
 }
+
+// markDirtyLocked notes that ut's metrics changed since unlock last
+// published them.
+func (e *Engine) markDirtyLocked(ut *unitTopic) {
+	if !ut.dirty {
+		ut.dirty = true
+		e.dirty = append(e.dirty, ut)
+	}
+}
+
+// unlock publishes the metrics changed under the lock, then releases it.
+// Every critical section ends here, so the exported values are exact
+// whenever the lock is free, while the hot paths (admit, pull, submit)
+// touch each shared Prometheus value once per call rather than several
+// times per message.
+func (e *Engine) unlock() {
+	for i, ut := range e.dirty {
+		ut.dirty = false
+		e.dirty[i] = nil
+		if d := ut.inFlight - ut.pubInFlight; d != 0 {
+			ut.tm.inFlight.Add(float64(d))
+			ut.pubInFlight = ut.inFlight
+		}
+		if d := ut.buffered - ut.pubBuffered; d != 0 {
+			ut.tm.buffered.Add(float64(d))
+			ut.pubBuffered = ut.buffered
+		}
+		if ut.pulled != 0 {
+			ut.tm.pulled.Add(float64(ut.pulled))
+			ut.pulled = 0
+		}
+		if ut.acked != 0 {
+			ut.tm.acked.Add(float64(ut.acked))
+			ut.acked = 0
+		}
+	}
+	e.dirty = e.dirty[:0]
+	if d := e.bytes - e.pubBytes; d != 0 {
+		e.m.bufferedBytes.Add(float64(d))
+		e.pubBytes = e.bytes
+	}
+	e.mu.Unlock()
+}

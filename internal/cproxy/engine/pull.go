@@ -16,8 +16,8 @@ const (
 	stNew        jobState = iota
 	stReady               // in part.ready or part.redo
 	stKeyWait             // OrderKey: waiting behind an earlier job with the same key
-	stInFlight            // handed out; in part.inflight; deadline scheduled
-	stExpired             // timed out; in part.inflight and part.expired
+	stInFlight            // handed out; deadline in its handout
+	stExpired             // timed out; in part.expired
 	stRetryWait           // nacked; retry timer scheduled
 	stDeadLetter          // exhausted; waiting for, or in, a dead-letter publish
 	stDone                // finished or discarded
@@ -31,12 +31,13 @@ type job struct {
 	size int64
 
 	state    jobState
-	tm       timer  // deadline, retry or dead-letter retry
-	seq      uint64 // pull that last handed it out
-	timeouts int    // errorRetryCount: timeout redeliveries so far
-	nackIdx  int    // retryIntervals index, starts at -1
-	inBatch  bool   // OrderQID: member of the partition's outstanding batch
-	chained  bool   // OrderKey: member of ut.chains[key]
+	ho       *handout // the pull it is in flight under (stInFlight only)
+	tm       timer    // retry or dead-letter retry
+	seq      uint64   // pull that last handed it out
+	timeouts int      // errorRetryCount: timeout redeliveries so far
+	nackIdx  int      // retryIntervals index, starts at -1
+	inBatch  bool     // OrderQID: member of the partition's outstanding batch
+	chained  bool     // OrderKey: member of ut.chains[key]
 	key      string
 
 	dlTopic    string
@@ -53,10 +54,8 @@ func (e *Engine) setStateLocked(j *job, st jobState) {
 	case stInFlight:
 		ut.inFlight--
 		e.inFlight--
-		ut.tm.inFlight.Dec()
 	default:
 		ut.buffered--
-		ut.tm.buffered.Dec()
 	}
 	j.state = st
 	switch st {
@@ -64,11 +63,55 @@ func (e *Engine) setStateLocked(j *job, st jobState) {
 	case stInFlight:
 		ut.inFlight++
 		e.inFlight++
-		ut.tm.inFlight.Inc()
 	default:
 		ut.buffered++
-		ut.tm.buffered.Inc()
 	}
+	e.markDirtyLocked(ut)
+}
+
+// handout is the deadline shared by the jobs one pull handed out: they time
+// out together, so a pull schedules one timer instead of one per message.
+type handout struct {
+	tm   timer
+	jobs []*job
+	live int // jobs still in flight under this handout
+}
+
+// leaveHandoutLocked detaches j from the handout it is in flight under;
+// the handout's timer is cancelled when its last job left.
+func (e *Engine) leaveHandoutLocked(j *job) {
+	h := j.ho
+	if h == nil {
+		return
+	}
+	j.ho = nil
+	h.live--
+	if h.live == 0 {
+		e.timers.cancel(&h.tm)
+		h.jobs = nil
+	}
+}
+
+// expireHandoutLocked times out the jobs still in flight under h.
+func (e *Engine) expireHandoutLocked(h *handout, now time.Time) {
+	jobs := h.jobs
+	h.jobs, h.live = nil, 0
+	for _, j := range jobs {
+		if j.ho == h {
+			j.ho = nil
+			e.expireLocked(j, now)
+		}
+	}
+}
+
+// inFlightJob returns the job at off if it is handed out (in flight or
+// timed out and not yet handed out again), else nil.
+func (p *part) inFlightJob(off int64) *job {
+	j := p.jobs[off]
+	if j == nil || (j.state != stInFlight && j.state != stExpired) {
+		return nil
+	}
+	return j
 }
 
 type waiter struct {
@@ -98,11 +141,11 @@ func (e *Engine) Pull(ctx context.Context, topic string, maxMsgs int, linger tim
 	e.lastPull.Store(now.UnixNano())
 	e.mu.Lock()
 	if e.closed {
-		e.mu.Unlock()
+		e.unlock()
 		return Batch{}, ErrClosed
 	}
 	if b, _ := e.pollLocked(topic, maxMsgs, now); len(b.Messages) > 0 {
-		e.mu.Unlock()
+		e.unlock()
 		return b, nil
 	}
 	wq := e.waiters[topic]
@@ -117,7 +160,7 @@ func (e *Engine) Pull(ctx context.Context, topic string, maxMsgs int, linger tim
 		wq.q.filter(func(w *waiter) bool { return !w.done })
 	}
 	if wq.live >= MaxWaiters {
-		e.mu.Unlock()
+		e.unlock()
 		return Batch{}, nil
 	}
 	w := &waiter{topic: topic, maxMsgs: maxMsgs, ch: make(chan pullResult, 1)}
@@ -125,7 +168,7 @@ func (e *Engine) Pull(ctx context.Context, topic string, maxMsgs int, linger tim
 	wq.q.pushBack(w)
 	wq.live++
 	e.setTimerLocked(&w.tm, now.Add(maxDur(linger, MinLinger)))
-	e.mu.Unlock()
+	e.unlock()
 
 	select {
 	case r := <-w.ch:
@@ -143,7 +186,7 @@ func (e *Engine) Pull(ctx context.Context, topic string, maxMsgs int, linger tim
 		e.requeueLocked(r)
 	default:
 	}
-	e.mu.Unlock()
+	e.unlock()
 	return Batch{}, ctx.Err()
 }
 
@@ -287,9 +330,11 @@ func (e *Engine) buildBatchLocked(p *part, maxMsgs int, now time.Time) (Batch, u
 	seq := e.pullSeq
 	var msgs []*mq.Delivery
 	var bytes int64
+	h := &handout{tm: timer{kind: tHandoutDeadline, idx: -1}}
+	h.tm.h = h
 	room := func() bool { return len(msgs) < n && bytes < e.maxRecv }
 	take := func(j *job, reason string) {
-		e.handOutLocked(j, reason, seq, now)
+		e.handOutLocked(j, h, reason, seq)
 		msgs = append(msgs, j.d)
 		bytes += j.size
 	}
@@ -319,22 +364,21 @@ func (e *Engine) buildBatchLocked(p *part, maxMsgs int, now time.Time) (Batch, u
 	if len(msgs) == 0 {
 		return Batch{}, 0
 	}
+	e.setTimerLocked(&h.tm, now.Add(p.ut.s.Timeout))
+	p.ut.pulled += len(msgs)
+	e.markDirtyLocked(p.ut)
 	return Batch{Topic: p.key.topic, QID: p.key.qid, Cluster: p.cluster, Messages: msgs}, seq
 }
 
-// handOutLocked marks j in flight with a fresh deadline.
-func (e *Engine) handOutLocked(j *job, reason string, seq uint64, now time.Time) {
-	p := j.p
-	if j.state != stExpired {
-		p.inflight[j.off] = j
-	}
+// handOutLocked puts j in flight under h (whose deadline the caller sets).
+func (e *Engine) handOutLocked(j *job, h *handout, reason string, seq uint64) {
 	e.setStateLocked(j, stInFlight)
 	j.seq = seq
-	j.tm.kind = tJobDeadline
-	e.setTimerLocked(&j.tm, now.Add(p.ut.s.Timeout))
-	p.ut.tm.pulled.Inc()
+	j.ho = h
+	h.jobs = append(h.jobs, j)
+	h.live++
 	if reason != "" {
-		p.ut.tm.redelivered(reason).Inc()
+		j.p.ut.tm.redelivered(reason).Inc()
 	}
 }
 
@@ -349,12 +393,11 @@ func (e *Engine) requeueLocked(r pullResult) {
 		return
 	}
 	for i := len(r.b.Messages) - 1; i >= 0; i-- {
-		j := p.inflight[r.b.Messages[i].Offset]
+		j := p.inFlightJob(r.b.Messages[i].Offset)
 		if j == nil || j.seq != r.seq || j.state != stInFlight {
 			continue
 		}
-		e.timers.cancel(&j.tm)
-		delete(p.inflight, j.off)
+		e.leaveHandoutLocked(j)
 		e.setStateLocked(j, stReady)
 		p.redo.pushFront(j)
 	}
@@ -378,17 +421,18 @@ func (e *Engine) Submit(topic, qid string, success, fail []int64) {
 	} else {
 		now := e.now()
 		for _, off := range success {
-			j := p.inflight[off]
+			j := p.inFlightJob(off)
 			if j == nil {
 				ignored++
 				continue
 			}
-			p.ut.tm.acked.Inc()
+			p.ut.acked++
 			e.takeBackLocked(j)
 			e.finishLocked(j, now)
 		}
+		e.markDirtyLocked(p.ut)
 		for _, off := range fail {
-			j := p.inflight[off]
+			j := p.inFlightJob(off)
 			if j == nil {
 				ignored++
 				continue
@@ -398,7 +442,7 @@ func (e *Engine) Submit(topic, qid string, success, fail []int64) {
 			e.nackLocked(j, now)
 		}
 	}
-	e.mu.Unlock()
+	e.unlock()
 	if ignored > 0 {
 		e.m.ignored.Add(float64(ignored))
 		e.log.Debug("submit: offsets not in flight ignored", zap.String("topic", topic),
@@ -406,14 +450,12 @@ func (e *Engine) Submit(topic, qid string, success, fail []int64) {
 	}
 }
 
-// takeBackLocked removes a handed-out job from the in-flight map.
+// takeBackLocked ends a handed-out job's time in flight (acknowledged).
 func (e *Engine) takeBackLocked(j *job) {
-	p := j.p
-	delete(p.inflight, j.off)
 	if j.state == stExpired {
-		p.expiredLive--
+		j.p.expiredLive--
 	}
-	e.timers.cancel(&j.tm)
+	e.leaveHandoutLocked(j)
 }
 
 // nackLocked schedules the redelivery of a failed job (behaviour.md §2.6).
@@ -449,7 +491,6 @@ func (e *Engine) expireLocked(j *job, now time.Time) {
 		e.offerLocked(p, now)
 		return
 	}
-	delete(p.inflight, j.off)
 	e.exhaustLocked(j, ReasonTimeout, now)
 }
 
@@ -485,8 +526,8 @@ func (e *Engine) finishLocked(j *job, now time.Time) {
 	p := j.p
 	ut := p.ut
 	e.timers.cancel(&j.tm)
+	e.leaveHandoutLocked(j)
 	delete(p.jobs, j.off)
-	delete(p.inflight, j.off)
 	e.setStateLocked(j, stDone)
 	e.releaseLocked(j)
 	if p.tracker.Done(j.off) {

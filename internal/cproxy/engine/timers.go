@@ -9,12 +9,12 @@ import (
 type timerKind uint8
 
 const (
-	tJobDeadline   timerKind = iota + 1 // an in-flight job timed out
-	tJobRetry                           // a nacked job's retry delay elapsed
-	tJobDeadLetter                      // retry a failed dead-letter publish
-	tWaiter                             // a long-poll's linger elapsed
-	tCommit                             // a partition's commit interval elapsed
-	tLimiter                            // a partition's rate-limiter reservation is due
+	tHandoutDeadline timerKind = iota + 1 // the jobs of one pull timed out
+	tJobRetry                             // a nacked job's retry delay elapsed
+	tJobDeadLetter                        // retry a failed dead-letter publish
+	tWaiter                               // a long-poll's linger elapsed
+	tCommit                               // a partition's commit interval elapsed
+	tLimiter                              // a partition's rate-limiter reservation is due
 )
 
 // timer is an entry of the engine's timer heap. It is embedded in the
@@ -25,6 +25,7 @@ type timer struct {
 	kind timerKind
 	idx  int
 	job  *job
+	h    *handout
 	w    *waiter
 	p    *part
 }

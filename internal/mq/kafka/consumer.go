@@ -269,7 +269,7 @@ func (s *session) ConsumeClaim(sess sarama.ConsumerGroupSession, sc sarama.Consu
 		topic:     sc.Topic(),
 		partition: sc.Partition(),
 		ctx:       ctx,
-		msgs:      make(chan *mq.Delivery),
+		msgs:      make(chan *mq.Delivery, mq.ClaimBuffer),
 		sess:      sess,
 		sc:        sc,
 	}

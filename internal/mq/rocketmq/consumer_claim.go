@@ -27,7 +27,7 @@ type claimRun struct {
 func (m *member) newClaimRun(parent context.Context, q mqueue, p int32) *claimRun {
 	ctx, cancel := context.WithCancel(parent)
 	r := &claimRun{q: q, p: p, ctx: ctx, cancel: cancel, done: make(chan struct{})}
-	r.c = &claim{q: q, p: p, ctx: ctx, msgs: make(chan *mq.Delivery), committed: -1, flushed: -1}
+	r.c = &claim{q: q, p: p, ctx: ctx, msgs: make(chan *mq.Delivery, mq.ClaimBuffer), committed: -1, flushed: -1}
 	r.c.hw.Store(-1)
 	return r
 }

@@ -90,6 +90,7 @@ type options struct {
 	cproxyBin        string
 	backend          string
 	profileDir       string
+	cproxyLogLevel   string
 }
 
 func main() {
@@ -113,6 +114,7 @@ func realMain() int {
 	flag.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
 	flag.StringVar(&o.cproxyBin, "cproxy-bin", "", "use this cproxy binary instead of building ./cmd/cproxy")
 	flag.StringVar(&o.backend, "backend", "kafka", "broker technology: kafka (kfakeserver, sarama) or rocketmq (test broker, rocketmq-client-go)")
+	flag.StringVar(&o.cproxyLogLevel, "cproxy-log-level", "info", "cproxy's logLevel (debug also logs sarama's own lines); its log is kept with -keep")
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU profiles of this process and of cproxy for the first 3 s of each cproxy throughput phase into this directory")
 	flag.Parse()
 	if o.backend != "kafka" && o.backend != "rocketmq" {
@@ -215,8 +217,8 @@ func up(ctx context.Context, o *options, cl *bu.Cleanups, tmp string) (*stack, e
 	}
 	cdir := dir("cproxy")
 	yaml := fmt.Sprintf("zookeeperAddr: %s%s\nhost: 127.0.0.1\nport: %d\nadminAddr: %s\nconfigCacheDir: %s\n"+
-		"logLevel: info\nlogDir: \"\"\nzkStartTimeout: 5s\nshutdownTimeout: 5s\n",
-		zkAddr, bu.ZKChroot, ports[2], s.adminAddr, filepath.Join(cdir, "cache"))
+		"logLevel: %s\nlogDir: \"\"\nzkStartTimeout: 5s\nshutdownTimeout: 5s\n",
+		zkAddr, bu.ZKChroot, ports[2], s.adminAddr, filepath.Join(cdir, "cache"), o.cproxyLogLevel)
 	conf := filepath.Join(cdir, "cproxy.yaml")
 	if err := os.WriteFile(conf, []byte(yaml), 0o644); err != nil {
 		return nil, err

@@ -14,6 +14,7 @@ import (
 	"github.com/ddmq-go/carrera/internal/chronos"
 	"github.com/ddmq-go/carrera/internal/daemon"
 	"github.com/ddmq-go/carrera/internal/logx"
+	"github.com/ddmq-go/carrera/internal/mq/kafka"
 )
 
 var version = "dev"
@@ -42,6 +43,7 @@ func run(conf string) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	kafka.RouteSaramaLog(log) // before any Kafka client exists
 	log.Info("starting chronos", zap.String("version", version), zap.String("conf", conf))
 	ctx, stop := daemon.SignalContext(context.Background())
 	defer stop()

@@ -15,6 +15,7 @@ import (
 	"github.com/ddmq-go/carrera/internal/config"
 	"github.com/ddmq-go/carrera/internal/daemon"
 	"github.com/ddmq-go/carrera/internal/logx"
+	"github.com/ddmq-go/carrera/internal/mq/kafka"
 	"github.com/ddmq-go/carrera/internal/pproxy"
 )
 
@@ -60,6 +61,7 @@ func run(conf string) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	kafka.RouteSaramaLog(log) // before any Kafka client exists
 	log.Info("starting pproxy", zap.String("version", version), zap.String("conf", conf))
 	ctx, stop := daemon.SignalContext(context.Background())
 	defer stop()

@@ -142,7 +142,8 @@ func fetchOwned(t *testing.T, l *LowLevel, req *consumer.FetchRequest) map[strin
 			}
 			return out
 		}
-		if len(res) != 0 || time.Now().After(deadline) {
+		// Fewer than both: the member's claims arrive one at a time.
+		if len(res) > 2 || time.Now().After(deadline) {
 			t.Fatalf("fetch: %d results", len(res))
 		}
 		time.Sleep(5 * time.Millisecond)

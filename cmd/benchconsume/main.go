@@ -115,7 +115,7 @@ func realMain() int {
 	flag.StringVar(&o.cproxyBin, "cproxy-bin", "", "use this cproxy binary instead of building ./cmd/cproxy")
 	flag.StringVar(&o.backend, "backend", "kafka", "broker technology: kafka (kfakeserver, sarama) or rocketmq (test broker, rocketmq-client-go)")
 	flag.StringVar(&o.cproxyLogLevel, "cproxy-log-level", "info", "cproxy's logLevel (debug also logs sarama's own lines); its log is kept with -keep")
-	flag.StringVar(&o.profileDir, "profile", "", "write CPU profiles of this process and of cproxy for the first 3 s of each cproxy throughput phase into this directory")
+	flag.StringVar(&o.profileDir, "profile-dir", "", "write CPU profiles of this process and of cproxy for the first 3 s of each cproxy throughput phase into this directory")
 	flag.Parse()
 	if o.backend != "kafka" && o.backend != "rocketmq" {
 		fmt.Fprintln(os.Stderr, "benchconsume: -backend: want kafka or rocketmq")
@@ -416,7 +416,7 @@ func bench(ctx context.Context, o *options, cl *bu.Cleanups) (*report, error) {
 	for _, c := range o.conns {
 		logf("phase cproxy-%d: pull (maxBatchSize %d) + piggy-backed submit, %d connection(s), until %d messages or %s", c, o.batch, c, target, o.duration)
 		m := startCPU(s)
-		stopProf := startProfiles(o.profileDir, "cproxy-"+strconv.Itoa(c), s.adminAddr)
+		stopProf := startProfiles(ctx, o.profileDir, "cproxy-"+strconv.Itoa(c), s.adminAddr)
 		ct := cproxyConsume(ctx, groupConns[c], groupName(c), int32(o.batch), target, o.duration)
 		stopProf()
 		if ctx.Err() != nil {

@@ -1,24 +1,23 @@
 package main
 
 import (
-	"io"
-	"net/http"
+	"context"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
-	"strconv"
 	"time"
+
+	bu "github.com/ddmq-go/carrera/internal/benchutil"
 )
 
-// profileSeconds is how long the profiles of a phase cover (from its start).
-const profileSeconds = 3
+// profileWindow is how long the profiles of a phase cover (from its start).
+const profileWindow = 3 * time.Second
 
 // startProfiles, with a non-empty dir, profiles this process and cproxy (its
-// admin /debug/pprof/profile) for the first profileSeconds of a phase, into
+// admin server) for the first profileWindow of a phase, into
 // dir/<name>-bench.pprof and dir/<name>-cproxy.pprof. The returned function
-// waits until both profiles are written. Profiling failures are logged and
-// do not fail the run.
-func startProfiles(dir, name, adminAddr string) (wait func()) {
+// waits until both are written. Failures are logged and do not fail the run.
+func startProfiles(ctx context.Context, dir, name, adminAddr string) (wait func()) {
 	if dir == "" {
 		return func() {}
 	}
@@ -29,36 +28,35 @@ func startProfiles(dir, name, adminAddr string) (wait func()) {
 	done := make(chan struct{}, 2)
 	go func() {
 		defer func() { done <- struct{}{} }()
-		f, err := os.Create(filepath.Join(dir, name+"-bench.pprof"))
-		if err != nil {
+		if err := profileSelf(ctx, filepath.Join(dir, name+"-bench.pprof")); err != nil {
 			logf("profile: %v", err)
-			return
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			logf("profile: %v", err)
-			return
-		}
-		time.Sleep(profileSeconds * time.Second) // the profile's window, not a synchronisation
-		pprof.StopCPUProfile()
 	}()
 	go func() {
 		defer func() { done <- struct{}{} }()
-		resp, err := http.Get("http://" + adminAddr + "/debug/pprof/profile?seconds=" + strconv.Itoa(profileSeconds))
-		if err != nil {
-			logf("profile: cproxy: %v", err)
-			return
-		}
-		defer resp.Body.Close()
-		f, err := os.Create(filepath.Join(dir, name+"-cproxy.pprof"))
-		if err != nil {
-			logf("profile: %v", err)
-			return
-		}
-		defer f.Close()
-		if _, err := io.Copy(f, resp.Body); err != nil {
+		if err := bu.FetchProfile(ctx, adminAddr, profileWindow, filepath.Join(dir, name+"-cproxy.pprof")); err != nil {
 			logf("profile: cproxy: %v", err)
 		}
 	}()
 	return func() { <-done; <-done }
+}
+
+// profileSelf writes this process's CPU profile over profileWindow to path.
+func profileSelf(ctx context.Context, path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return err
+	}
+	defer pprof.StopCPUProfile()
+	t := time.NewTimer(profileWindow)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return nil
 }

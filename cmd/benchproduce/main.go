@@ -54,7 +54,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -546,7 +545,7 @@ func runPhase(ctx context.Context, o *options, s *stack, sp *phaseSpec) error {
 			profDone = make(chan struct{})
 			go func() {
 				defer close(profDone)
-				profErr = fetchProfile(ctx, s.adminAddr, o.duration, res.Profile)
+				profErr = bu.FetchProfile(ctx, s.adminAddr, o.duration, res.Profile)
 			}()
 		}
 	}, func() { after = take() })
@@ -610,33 +609,6 @@ func runPhase(ctx context.Context, o *options, s *stack, sp *phaseSpec) error {
 	}
 	logf("%s", line)
 	return nil
-}
-
-// fetchProfile saves pproxy's CPU profile over d to path.
-func fetchProfile(ctx context.Context, admin string, d time.Duration, path string) error {
-	secs := max(1, int(d.Round(time.Second).Seconds()))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
-		fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, secs), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := (&http.Client{Timeout: d + 30*time.Second}).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET profile: %s", resp.Status)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := f.ReadFrom(resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // finish adds comparisons, verdicts and notes.

@@ -22,7 +22,7 @@ func schedule(t *testing.T, p *producer.ProducerServiceClient, n int, first, las
 }
 
 func pending(c *child) float64 {
-	v, _ := metric(c.admin, "chronos_pending_messages")
+	v, _ := metric(c.Admin, "chronos_pending_messages")
 	return v
 }
 
@@ -54,9 +54,9 @@ func TestE2EKillLeaderReplicaTakesOver(t *testing.T) {
 	s := startStack(t, "cg_inner_a", "cg_inner_b")
 	a := newChild(t, bin, s.chronosConfig("cg_inner_a", false))
 	b := newChild(t, bin, s.chronosConfig("cg_inner_b", false))
-	a.start()
+	a.Start()
 	testenv.Eventually(t, 15*time.Second, "first node elected master", a.master)
-	b.start()
+	b.Start()
 	s.awaitGroupReady("cg_inner_a")
 	s.awaitGroupReady("cg_inner_b")
 	if b.master() {
@@ -74,7 +74,7 @@ func TestE2EKillLeaderReplicaTakesOver(t *testing.T) {
 	})
 
 	time.Sleep(time.Until(time.Unix(now+7, 0)))
-	a.kill()
+	a.Kill()
 	killed := time.Now()
 	testenv.Eventually(t, 15*time.Second, "replica takes over", b.master)
 	t.Logf("replica master %v after the kill", time.Since(killed).Round(time.Millisecond))
@@ -87,7 +87,7 @@ func TestE2EKillLeaderReplicaTakesOver(t *testing.T) {
 		t.Fatalf("%d distinct keys delivered, want %d", len(got), len(want))
 	}
 	if t.Failed() {
-		t.Logf("replica log:\n%s", b.logTail())
+		t.Logf("replica log:\n%s", b.LogTail())
 	}
 }
 
@@ -99,7 +99,7 @@ func TestE2ERestartLosesNothing(t *testing.T) {
 	bin := testenv.BuildCmd(t, "chronos")
 	s := startStack(t, "cg_inner_a")
 	c := newChild(t, bin, s.chronosConfig("cg_inner_a", true))
-	c.start()
+	c.Start()
 	s.awaitGroupReady("cg_inner_a")
 	p := s.producer()
 	now := time.Now().Unix()
@@ -107,11 +107,11 @@ func TestE2ERestartLosesNothing(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, "ingested", func() bool { return pending(c) == 30 })
 
 	time.Sleep(time.Until(time.Unix(now+5, 0)))
-	c.kill()
+	c.Kill()
 	down := time.Now()
 	during := schedule(t, p, 10, now+9, now+13, "d") // sent while it is down
 	time.Sleep(3 * time.Second)
-	c.start()
+	c.Start()
 	downtime := time.Since(down)
 
 	time.Sleep(time.Until(time.Unix(now+13, 0).Add(3 * time.Second)))

@@ -7,12 +7,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -343,22 +341,14 @@ func metric(admin, name string) (float64, bool) {
 }
 
 // child is a chronos daemon run as a child process.
-type child struct {
-	t       *testing.T
-	bin     string
-	conf    string
-	logPath string
-	admin   string
-	cmd     *exec.Cmd
-	exited  chan struct{}
-}
+type child struct{ *testenv.Daemon }
 
 // newChild writes c (with a fixed admin port) as YAML for cmd/chronos.
 func newChild(t *testing.T, bin string, c *chronos.Config) *child {
 	t.Helper()
 	dir := t.TempDir()
-	ch := &child{t: t, bin: bin, conf: filepath.Join(dir, "chronos.yaml"), logPath: filepath.Join(dir, "chronos.log"),
-		admin: "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))}
+	ch := &child{testenv.NewDaemon(t, "chronos", bin, filepath.Join(dir, "chronos.yaml"), filepath.Join(dir, "chronos.log"),
+		"127.0.0.1:"+strconv.Itoa(testenv.FreePort(t)))}
 	y := fmt.Sprintf(`clusterName: %s
 groupName: %s
 standAlone: %v
@@ -369,81 +359,16 @@ dbConfig: {dbPath: %s}
 pullConfig: {innerGroup: %s, innerTopic: %s, cproxyAddrs: %q, maxLingerTimeMs: %d, retryIntervalMs: %d, backupHoldMs: %d}
 pushConfig: {pproxyAddrs: [%q], proxyTimeoutMs: %d, clientTimeoutMs: %d}
 zkConfig: {zkAddrs: %q, zkSessionTimeoutMs: %d, publishIntervalMs: %d}
-`, c.ClusterName, c.GroupName, c.StandAlone, ch.admin, c.DB.DBPath, c.Pull.InnerGroup, c.Pull.InnerTopic,
+`, c.ClusterName, c.GroupName, c.StandAlone, ch.Admin, c.DB.DBPath, c.Pull.InnerGroup, c.Pull.InnerTopic,
 		strings.Join(c.Pull.CproxyAddrs, ";"), c.Pull.MaxLingerTimeMs, c.Pull.RetryIntervalMs, c.Pull.BackupHoldMs,
 		c.Push.PproxyAddrs[0], c.Push.ProxyTimeoutMs, c.Push.ClientTimeoutMs, c.ZK.ZkAddrs, c.ZK.ZkSessionTimeoutMs, c.ZK.PublishIntervalMs)
-	if err := os.WriteFile(ch.conf, []byte(y), 0o644); err != nil {
+	if err := os.WriteFile(ch.Conf, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(ch.kill)
 	return ch
 }
 
-// start launches the process and waits for /healthz.
-func (c *child) start() {
-	t := c.t
-	t.Helper()
-	logf, err := os.OpenFile(c.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(c.bin, "-conf", c.conf)
-	testenv.KillWithParent(cmd)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
-	c.cmd, c.exited = cmd, exited
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + c.admin + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		select {
-		case <-exited:
-			b, _ := os.ReadFile(c.logPath)
-			t.Fatalf("chronos child exited:\n%s", b)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("chronos child not healthy")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// kill sends SIGKILL and waits (no-op if not running).
-func (c *child) kill() { c.signal(syscall.SIGKILL) }
-
-// term sends SIGTERM and waits for the exit.
-func (c *child) term() { c.signal(syscall.SIGTERM) }
-
-func (c *child) signal(sig syscall.Signal) {
-	if c.cmd == nil {
-		return
-	}
-	_ = c.cmd.Process.Signal(sig)
-	<-c.exited
-	c.cmd = nil
-}
-
 func (c *child) master() bool {
-	v, ok := metric(c.admin, "chronos_master")
+	v, ok := metric(c.Admin, "chronos_master")
 	return ok && v == 1
-}
-
-func (c *child) logTail() string {
-	b, _ := os.ReadFile(c.logPath)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > 40 {
-		lines = lines[len(lines)-40:]
-	}
-	return strings.Join(lines, "\n")
 }

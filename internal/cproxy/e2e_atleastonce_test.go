@@ -100,7 +100,7 @@ func TestAtLeastOnceWithKill(t *testing.T) {
 		"/cproxy/" + ch.instance(): cproxyNodeFor(ch.instance(), k.Addrs(), []string{group}),
 	})
 	inAddr, _ := startInProc(t, z, 9713)
-	ch.start()
+	ch.Start()
 	addrs := []string{inAddr, ch.addr()}
 
 	// Start the group on both instances before producing (new groups
@@ -279,7 +279,7 @@ func TestAtLeastOnceWithKill(t *testing.T) {
 	}()
 	testenv.Eventually(t, 20*time.Second, "a third acknowledged", func() bool { return tr.ackedCount() >= n/3+probes*4 })
 	killAt := time.Now()
-	ch.kill()
+	ch.Kill()
 	t.Logf("child killed after %d acknowledged messages", tr.ackedCount())
 	// Restart once the in-process instance owns every partition (after the
 	// dead member's session expired): kfake keeps a rebalance started by a
@@ -291,7 +291,7 @@ func TestAtLeastOnceWithKill(t *testing.T) {
 		return tr.servedSince(0, killAt, qids)
 	})
 	takeover := time.Since(killAt)
-	ch.start()
+	ch.Start()
 	readyAt := time.Now()
 	t.Logf("in-process instance took over after %v; child restarted after %v", takeover, readyAt.Sub(killAt))
 	if err := <-prodErr; err != nil {
@@ -318,7 +318,7 @@ func TestAtLeastOnceWithKill(t *testing.T) {
 			miss := missing()
 			slices.Sort(miss)
 			_, st := statsCaughtUp(inC, group, topic, 4)
-			b, _ := os.ReadFile(ch.logPath)
+			b, _ := os.ReadFile(ch.LogPath)
 			t.Fatalf("%d messages never acknowledged (%v); stats %s; child log:\n%s", len(miss), miss[:min(20, len(miss))], st, b)
 		}
 		time.Sleep(20 * time.Millisecond)

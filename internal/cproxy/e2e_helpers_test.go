@@ -5,13 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -127,82 +124,26 @@ func startInProc(t *testing.T, z *testenv.ZooKeeper, port int) (addr string, sto
 
 // child is a cproxy daemon run as a child process (default group timings).
 type child struct {
-	t         *testing.T
-	bin, conf string
-	logPath   string
-	port      int
-	adminPort int
-	cmd       *exec.Cmd
-	exited    chan struct{}
+	*testenv.Daemon
+	port int
 }
 
 func newChild(t *testing.T, bin string, z *testenv.ZooKeeper) *child {
 	t.Helper()
-	c := &child{t: t, bin: bin, port: testenv.FreePort(t), adminPort: testenv.FreePort(t)}
+	port, adminPort := testenv.FreePort(t), testenv.FreePort(t)
 	dir := t.TempDir()
-	c.conf, c.logPath = filepath.Join(dir, "cproxy.yaml"), filepath.Join(dir, "cproxy.log")
+	conf := filepath.Join(dir, "cproxy.yaml")
 	y := fmt.Sprintf("zookeeperAddr: %s\nhost: 127.0.0.1\nport: %d\nadminAddr: 127.0.0.1:%d\nconfigCacheDir: %s\nlogLevel: info\nzkStartTimeout: 2s\nshutdownTimeout: 5s\n",
-		z.ConnectString(chroot), c.port, c.adminPort, filepath.Join(dir, "cache"))
-	if err := os.WriteFile(c.conf, []byte(y), 0o644); err != nil {
+		z.ConnectString(chroot), port, adminPort, filepath.Join(dir, "cache"))
+	if err := os.WriteFile(conf, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(c.kill)
-	return c
+	d := testenv.NewDaemon(t, "cproxy", bin, conf, filepath.Join(dir, "cproxy.log"), "127.0.0.1:"+strconv.Itoa(adminPort))
+	return &child{Daemon: d, port: port}
 }
 
 func (c *child) instance() string { return "127.0.0.1:" + strconv.Itoa(c.port) }
 func (c *child) addr() string     { return c.instance() }
-
-// start launches the process and waits until /healthz answers 200.
-func (c *child) start() {
-	t := c.t
-	t.Helper()
-	logf, err := os.OpenFile(c.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(c.bin, "-conf", c.conf)
-	testenv.KillWithParent(cmd)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); logf.Close(); close(exited) }()
-	c.cmd, c.exited = cmd, exited
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", c.adminPort))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		select {
-		case <-exited:
-			b, _ := os.ReadFile(c.logPath)
-			t.Fatalf("cproxy child exited (%v):\n%s", waitErr, b)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("cproxy child not healthy")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// kill sends SIGKILL and waits for the exit (no-op if not running).
-func (c *child) kill() {
-	if c.cmd == nil {
-		return
-	}
-	_ = c.cmd.Process.Signal(syscall.SIGKILL)
-	<-c.exited
-	c.cmd = nil
-}
 
 // dialE opens a Thrift consumer client; close releases the connection.
 func dialE(addr string) (*consumer.ConsumerServiceClient, func(), error) {

@@ -1,6 +1,11 @@
 // Package cproxy implements the DDMQ ConsumerService: the Thrift handler, the
 // per-group runtimes (one pull engine per group, one broker group consumer
 // per served G@B unit) and the daemon wiring.
+//
+// The Thrift processor (NewProcessor) is the generated one except for the
+// pull reply, which is written by a hand-made compact-protocol encoder that
+// passes message bodies to thriftserver by reference (pullreply.go); it
+// produces the bytes the generated code would.
 package cproxy
 
 import (
@@ -106,8 +111,38 @@ func emptyPull() *consumer.PullResponse {
 // Pull implements ConsumerService.pull: piggy-backed acks first, then one
 // batch of one qid (possibly empty after the linger).
 func (h *Handler) Pull(ctx context.Context, req *consumer.PullRequest) (*consumer.PullResponse, error) {
-	if req == nil {
+	r, err := h.pull(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if len(r.msgs) == 0 {
 		return emptyPull(), nil
+	}
+	resp := &consumer.PullResponse{
+		Context:  &consumer.Context{GroupId: r.group, Topic: r.topic, Qid: r.qid},
+		Messages: make([]*consumer.Message, len(r.msgs)),
+	}
+	for i, d := range r.msgs {
+		resp.Messages[i] = toThrift(d)
+	}
+	return resp, nil
+}
+
+// pulled is the answer to one pull before it is turned into wire structs:
+// the context fields and the batch. The zero value is the empty answer
+// (emptyPull: empty context strings, no message).
+type pulled struct {
+	group, topic, qid string
+	msgs              []*mq.Delivery
+}
+
+// pull is Pull without the conversion to consumer.Message, shared by Pull
+// and the pull reply encoder (pullreply.go), which writes the deliveries
+// straight to the wire. The error is always nil today; it is kept so that
+// both paths answer a future error the way the generated processor does.
+func (h *Handler) pull(ctx context.Context, req *consumer.PullRequest) (pulled, error) {
+	if req == nil {
+		return pulled{}, nil
 	}
 	h.submitChain(req.Result_)
 	linger := lingerOf(req)
@@ -119,26 +154,21 @@ func (h *Handler) Pull(ctx context.Context, req *consumer.PullRequest) (*consume
 		case <-t.C:
 		case <-ctx.Done():
 		}
-		return emptyPull(), nil
+		return pulled{}, nil
 	}
 	b, err := rt.Pull(ctx, req.GetTopic(), int(req.GetMaxBatchSize()), linger)
 	if err != nil || len(b.Messages) == 0 {
 		if err != nil {
 			h.log.Warn("pull failed", zap.String("group", req.GroupId), zap.Error(err))
 		}
-		return emptyPull(), nil
+		return pulled{}, nil
 	}
-	resp := &consumer.PullResponse{
-		Context:  &consumer.Context{GroupId: req.GroupId, Topic: b.Topic, Qid: b.QID},
-		Messages: make([]*consumer.Message, len(b.Messages)),
-	}
-	for i, d := range b.Messages {
-		resp.Messages[i] = toThrift(d)
-	}
-	return resp, nil
+	return pulled{group: req.GroupId, topic: b.Topic, qid: b.QID, msgs: b.Messages}, nil
 }
 
-// toThrift converts a delivery to the consumer wire message.
+// toThrift converts a delivery to the consumer wire message. The pull reply
+// encoder (pullreply.go) writes the same bytes without the struct; keep the
+// two in step.
 func toThrift(d *mq.Delivery) *consumer.Message {
 	m := &consumer.Message{Key: d.Key, Value: d.Body, Tag: d.Tags, Offset: d.Offset}
 	if len(d.Properties) > 0 {

@@ -9,7 +9,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/ddmq-go/carrera/gen-go/carrera/consumer"
 	"github.com/ddmq-go/carrera/internal/config"
 	"github.com/ddmq-go/carrera/internal/daemon"
 	"github.com/ddmq-go/carrera/internal/thriftserver"
@@ -97,7 +96,7 @@ func Run(ctx context.Context, o Options) error {
 	srv := thriftserver.New(thriftserver.Options{
 		Addr: listen, MaxFrameBytes: int(boot.FrameLimit(maxRead)), DrainTimeout: boot.ShutdownTimeout,
 		Registerer: reg, Name: "cproxy",
-	}, consumer.NewConsumerServiceProcessor(handler), log.Named("thrift"))
+	}, NewProcessor(handler), log.Named("thrift"))
 	admin := daemon.NewAdminServer(boot.AdminAddr, reg, log.Named("admin"))
 	if err := daemon.StartAll(admin, srv); err != nil {
 		return fmt.Errorf("cproxy: %w", err)

@@ -271,7 +271,7 @@ func (c *conn) serveRequest() (keep bool) {
 	}
 	c.requests++
 
-	c.trans.out.Reset()
+	c.trans.resetReply()
 	c.trans.writeErr = nil
 	ok, err := c.s.processor.Process(c.ctx, c.iprot, c.oprot)
 	c.trans.trim()
@@ -367,17 +367,60 @@ func hexPrefix(b []byte, n int) string {
 	return hex.EncodeToString(b[:min(len(b), n)])
 }
 
+// MinRefBytes is the smallest slice worth sending as its own iovec: WriteRef
+// copies shorter slices into the reply buffer (a short copy is cheaper than
+// the iovec and the bookkeeping of another segment).
+const MinRefBytes = 256
+
+// refsRetain is the largest number of segments whose bookkeeping a
+// connection keeps between requests.
+const refsRetain = 4096
+
+// RefWriter is implemented by the server's transport (what the protocols'
+// Transport returns): WriteRef appends b to the reply being built without
+// copying it; b must not change until the reply is flushed. Bytes written
+// before and after (Write, WriteByte, WriteString) keep their order around
+// b. Encoders use it for large payloads (message bodies) that would
+// otherwise be copied into the reply buffer only to be written to the
+// socket once.
+type RefWriter interface {
+	WriteRef(b []byte)
+}
+
+// replyRef is a slice referenced by the reply: it follows the first at
+// bytes of connTransport.out (and any earlier refs).
+type replyRef struct {
+	at int
+	b  []byte
+}
+
 // connTransport is the thrift transport under a connection's protocols:
 // reads come from the current frame's payload, writes build the reply, and
 // Flush sends the reply as one frame.
+//
+// The reply is out (the small writes, in order) interleaved with refs
+// (slices passed to WriteRef, not copied): each ref goes after out[:ref.at].
+// Positions are kept rather than sub-slices of out because out may be
+// reallocated while the reply grows.
 type connTransport struct {
 	c        *conn
 	in       bytes.Buffer // payload of the frame being processed
-	out      bytes.Buffer // reply being built
+	out      bytes.Buffer // small writes of the reply being built
+	refs     []replyRef   // referenced slices of the reply being built, in order
+	refBytes int          // total length of refs
 	writeErr error        // first socket write error of the current request
+
+	// Reused by Flush so that a reply costs no allocation: the frame
+	// header, the iovec list and the copy of it that WriteTo consumes.
+	hdr  [4]byte
+	iov  net.Buffers
+	send net.Buffers
 }
 
-var _ thrift.TRichTransport = (*connTransport)(nil)
+var (
+	_ thrift.TRichTransport = (*connTransport)(nil)
+	_ RefWriter             = (*connTransport)(nil)
+)
 
 func (t *connTransport) Read(p []byte) (int, error)        { return t.in.Read(p) }
 func (t *connTransport) ReadByte() (byte, error)           { return t.in.ReadByte() }
@@ -389,28 +432,68 @@ func (t *connTransport) Open() error                       { return nil }
 func (t *connTransport) Close() error                      { return nil } // the conn owns the socket
 func (t *connTransport) IsOpen() bool                      { return !t.c.closed.Load() }
 
-// Flush writes the buffered reply as one frame (header and payload in one
-// vectored write) and empties the buffer.
+// WriteRef implements RefWriter. Slices shorter than MinRefBytes are
+// copied.
+func (t *connTransport) WriteRef(b []byte) {
+	if len(b) < MinRefBytes {
+		_, _ = t.out.Write(b) // bytes.Buffer writes cannot fail
+		return
+	}
+	t.refs = append(t.refs, replyRef{at: t.out.Len(), b: b})
+	t.refBytes += len(b)
+}
+
+// Flush writes the buffered reply as one frame (header, small writes and
+// referenced slices in one vectored write) and empties the reply.
 func (t *connTransport) Flush(context.Context) error {
+	defer t.resetReply()
 	if t.writeErr != nil {
 		return thrift.NewTTransportExceptionFromError(t.writeErr)
 	}
-	size := t.out.Len()
+	size := t.out.Len() + t.refBytes
 	if size > 1<<31-1 {
 		t.writeErr = fmt.Errorf("reply of %d bytes does not fit a frame", size)
 		return thrift.NewTTransportExceptionFromError(t.writeErr)
 	}
-	var hdr [4]byte
-	binary.BigEndian.PutUint32(hdr[:], uint32(size)) //nolint:gosec // checked above
-	_ = t.c.nc.SetWriteDeadline(t.c.deadline())      // a closed socket fails the write below
-	bufs := net.Buffers{hdr[:], t.out.Bytes()}
-	_, err := bufs.WriteTo(t.c.nc)
-	t.out.Reset()
+	binary.BigEndian.PutUint32(t.hdr[:], uint32(size)) //nolint:gosec // checked above
+	t.iov = append(t.iov[:0], t.hdr[:])
+	out, prev := t.out.Bytes(), 0
+	for _, r := range t.refs {
+		if r.at > prev {
+			t.iov = append(t.iov, out[prev:r.at])
+			prev = r.at
+		}
+		t.iov = append(t.iov, r.b)
+	}
+	if prev < len(out) {
+		t.iov = append(t.iov, out[prev:])
+	}
+	_ = t.c.nc.SetWriteDeadline(t.c.deadline()) // a closed socket fails the write below
+	// WriteTo consumes the slice it is called on (and may shorten its
+	// elements), so it works on a copy of the slice header in a field (no
+	// allocation); t.iov keeps the backing array for the next reply.
+	t.send = t.iov
+	_, err := t.send.WriteTo(t.c.nc)
 	if err != nil {
 		t.writeErr = err
 		return thrift.NewTTransportExceptionFromError(err)
 	}
 	return nil
+}
+
+// resetReply empties the reply being built and drops the references to
+// slices passed to WriteRef (so that message bodies can be collected while
+// the connection waits for its next request).
+func (t *connTransport) resetReply() {
+	t.out.Reset()
+	clear(t.refs)
+	t.refs = t.refs[:0]
+	t.refBytes = 0
+	// WriteTo nils the elements it has consumed, but not those left after a
+	// failed write; beyond len(t.iov) everything was cleared before.
+	clear(t.iov)
+	t.iov = t.iov[:0]
+	t.send = nil
 }
 
 // trim drops buffers that grew large for one request.
@@ -420,6 +503,12 @@ func (t *connTransport) trim() {
 	}
 	if t.out.Cap() > bufRetainBytes {
 		t.out = bytes.Buffer{}
+	}
+	if cap(t.refs) > refsRetain {
+		t.refs = nil
+	}
+	if cap(t.iov) > 2*refsRetain+2 {
+		t.iov = nil
 	}
 }
 

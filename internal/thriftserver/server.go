@@ -17,6 +17,12 @@
 // connection are served in order (clients send one request at a time; a
 // long-poll pull holds its connection for its linger time).
 //
+// A reply is built in a per-connection buffer and sent by Flush as one
+// vectored write (frame header, buffer). Encoders that know the transport
+// (cproxy's pull reply) can add large slices by reference through RefWriter
+// instead of copying them into the buffer; the generated codecs only use
+// the ordinary writes.
+//
 // A bad frame (size <= 0 or > MaxFrameBytes, unknown protocol bytes, a
 // payload the decoder rejects, a handler panic) closes that connection only,
 // with a warning log and a counted reason. No other connection is affected.

@@ -19,6 +19,7 @@ import (
 	"github.com/apache/thrift/lib/go/thrift"
 
 	"github.com/ddmq-go/carrera/gen-go/carrera/consumer"
+	bu "github.com/ddmq-go/carrera/internal/benchutil"
 )
 
 // Body tags (first byte): pre-filled, latency-stamped, probe.
@@ -225,11 +226,9 @@ type cproxyConn struct {
 
 func dialCProxy(addr string) (*cproxyConn, error) {
 	cfg := &thrift.TConfiguration{ConnectTimeout: 3 * time.Second, SocketTimeout: 30 * time.Second}
-	// The framed transport reads through a 4 KiB bufio.Reader, which costs
-	// a read syscall per 4 KiB of a 33 KiB pull reply; a 64 KiB buffer
-	// under it reads a reply in one or two calls, as the Java SDK's framed
-	// transport (one readAll per frame) does.
-	trans := thrift.NewTFramedTransportConf(thrift.NewTBufferedTransport(thrift.NewTSocketConf(addr, cfg), 64<<10), cfg)
+	// Replies are read as the Java SDK reads them: each frame whole, with
+	// one read into a reused buffer, then decoded from memory.
+	trans := bu.NewFrameTransport(addr, 30*time.Second, 0)
 	if err := trans.Open(); err != nil {
 		return nil, err
 	}
@@ -454,14 +453,19 @@ type latencyResult struct {
 
 // latencyRun produces stamped messages at rate msgs/s for warmup+dur
 // through a sender of be and pulls them from conns.
+// latencyRun produces stamped messages and pulls them on conns. With
+// window == 0 it produces at rate; with window > 0 it runs closed-loop:
+// it keeps at most window messages sent and not yet pulled, so the
+// producer goes exactly as fast as the whole pipeline delivers (rate is
+// ignored) and no backlog builds up.
 func latencyRun(ctx context.Context, be mqBackend, topic string, conns []*cproxyConn, group string, batch int32,
-	rate float64, size int, warmup, dur time.Duration) (*latencyResult, error) {
+	rate float64, window int64, size int, warmup, dur time.Duration) (*latencyResult, error) {
 	prod, err := be.sender(topic)
 	if err != nil {
 		return nil, err
 	}
 	res := &latencyResult{}
-	var delivered atomic.Int64
+	var delivered, received atomic.Int64
 	start := time.Now().Add(warmup)
 	end := start.Add(dur)
 
@@ -480,6 +484,7 @@ func latencyRun(ctx context.Context, be mqBackend, topic string, conns []*cproxy
 						return
 					}
 					now := time.Now()
+					received.Add(1)
 					if !now.Before(start) && now.Before(end) {
 						delivered.Add(1)
 					}
@@ -503,7 +508,11 @@ func latencyRun(ctx context.Context, be mqBackend, topic string, conns []*cproxy
 	var due float64
 	var n int64
 	for now := t0; now.Before(end) && ctx.Err() == nil; now = <-tick.C {
-		due = rate * now.Sub(t0).Seconds()
+		if window > 0 {
+			due = float64(received.Load() + window)
+		} else {
+			due = rate * now.Sub(t0).Seconds()
+		}
 		for ; float64(n) < due; n++ {
 			body := make([]byte, size)
 			body[0] = tagStamp

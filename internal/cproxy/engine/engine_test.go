@@ -1089,6 +1089,9 @@ func TestPullBatchSharesOneDeadline(t *testing.T) {
 		if got := h.metric("cproxy_acked_total", map[string]string{"topic": "t"}); got != 3 {
 			t.Fatalf("acked %v", got)
 		}
+		if n, sum := h.histogram("cproxy_pull_batch_messages"); n != 2 || sum != 5 {
+			t.Fatalf("pull batch histogram: %d pulls, %v messages; want 2 pulls of 4 and 1", n, sum)
+		}
 	})
 }
 

@@ -182,6 +182,27 @@ func (h *harness) metric(name string, want map[string]string) float64 {
 	return gather(h.t, h.reg, name, want)
 }
 
+// histogram returns the sample count and sum of the engine histogram name.
+func (h *harness) histogram(name string) (count uint64, sum float64) {
+	h.t.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if hg := m.GetHistogram(); hg != nil {
+				count += hg.GetSampleCount()
+				sum += hg.GetSampleSum()
+			}
+		}
+	}
+	return count, sum
+}
+
 func gather(t *testing.T, reg *prometheus.Registry, name string, want map[string]string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()

@@ -30,6 +30,7 @@ type metrics struct {
 	buffered      *prometheus.GaugeVec   // topic
 	ignored       prometheus.Counter
 	bufferedBytes prometheus.Gauge
+	pullBatch     prometheus.Observer
 }
 
 func newMetrics(group string, reg prometheus.Registerer) *metrics {
@@ -60,6 +61,12 @@ func newMetrics(group string, reg prometheus.Registerer) *metrics {
 		})),
 		bufferedBytes: register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "cproxy_pull_buffered_bytes", Help: "Body bytes of the group's unfinished messages.",
+		})),
+		pullBatch: register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "cproxy_pull_batch_messages",
+			Help: "Messages per answered pull (0 = the linger expired empty); small batches at a high pull rate cost CPU per message.",
+			// 0 has a bucket of its own so empty answers stand apart.
+			Buckets: []float64{0, 1, 2, 4, 8, 16, 32, 64, 128, 256},
 		})),
 	}
 }

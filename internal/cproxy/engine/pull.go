@@ -137,6 +137,14 @@ type pullResult struct {
 // means none did. It returns ctx's error when ctx ends first (messages
 // already taken for it are put back), and ErrClosed on a closed engine.
 func (e *Engine) Pull(ctx context.Context, topic string, maxMsgs int, linger time.Duration) (Batch, error) {
+	b, err := e.pull(ctx, topic, maxMsgs, linger)
+	if err == nil {
+		e.m.pullBatch.Observe(float64(len(b.Messages)))
+	}
+	return b, err
+}
+
+func (e *Engine) pull(ctx context.Context, topic string, maxMsgs int, linger time.Duration) (Batch, error) {
 	now := e.now()
 	e.lastPull.Store(now.UnixNano())
 	e.mu.Lock()

@@ -221,7 +221,12 @@ func (h *directHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sar
 // cproxyConn is one Thrift connection to cproxy.
 type cproxyConn struct {
 	trans  thrift.TTransport
-	client *consumer.ConsumerServiceClient
+	client *consumer.ConsumerServiceClient // submit, and pulls of the generated decoder
+	// Pulls with the hand-written reply decoder (pullreply.go).
+	frames *bu.FrameTransport
+	oprot  thrift.TProtocol
+	seq    int32
+	msg    consumer.Message
 }
 
 func dialCProxy(addr string) (*cproxyConn, error) {
@@ -233,7 +238,8 @@ func dialCProxy(addr string) (*cproxyConn, error) {
 		return nil, err
 	}
 	p := thrift.NewTCompactProtocolConf(trans, cfg)
-	return &cproxyConn{trans: trans, client: consumer.NewConsumerServiceClient(thrift.NewTStandardClient(p, p))}, nil
+	return &cproxyConn{trans: trans, client: consumer.NewConsumerServiceClient(thrift.NewTStandardClient(p, p)),
+		frames: trans, oprot: p}, nil
 }
 
 func (c *cproxyConn) close() { _ = c.trans.Close() }
@@ -269,21 +275,18 @@ const pullLingerMs = 100
 
 func (p *puller) pull(ctx context.Context, fn func(m *consumer.Message)) (int, error) {
 	bs, ml := p.batch, int32(pullLingerMs)
-	resp, err := p.c.client.Pull(ctx, &consumer.PullRequest{GroupId: p.group, MaxBatchSize: &bs, MaxLingerTime: &ml, Result_: p.ack})
+	offsets := make([]int64, 0, p.batch)
+	rctx, n, err := p.c.pullFast(ctx, &consumer.PullRequest{GroupId: p.group, MaxBatchSize: &bs, MaxLingerTime: &ml, Result_: p.ack},
+		func(m *consumer.Message) {
+			fn(m)
+			offsets = append(offsets, m.Offset)
+		})
 	p.ack = nil
-	if err != nil {
+	if err != nil || n == 0 {
 		return 0, err
 	}
-	if len(resp.Messages) == 0 {
-		return 0, nil
-	}
-	ack := &consumer.ConsumeResult_{Context: resp.Context, SuccessOffsets: make([]int64, 0, len(resp.Messages))}
-	for _, m := range resp.Messages {
-		fn(m)
-		ack.SuccessOffsets = append(ack.SuccessOffsets, m.Offset)
-	}
-	p.ack = ack
-	return len(resp.Messages), nil
+	p.ack = &consumer.ConsumeResult_{Context: rctx, SuccessOffsets: offsets}
+	return n, nil
 }
 
 // flush submits the pending acknowledgement.

@@ -158,3 +158,14 @@ func (t *FrameTransport) Flush(context.Context) error {
 	}
 	return nil
 }
+
+// ReadFrame returns the payload of the next reply frame, for decoders that
+// work on the whole frame. The slice is valid until the next read.
+func (t *FrameTransport) ReadFrame() ([]byte, error) {
+	if err := t.readFrame(); err != nil {
+		return nil, err
+	}
+	b := t.inBuf[:t.in.Len()]
+	t.in.Reset(nil)
+	return b, nil
+}

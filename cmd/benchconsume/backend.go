@@ -146,7 +146,7 @@ func (k *kafkaBackend) sender(topic string) (msgSender, error) {
 }
 
 func (k *kafkaBackend) rssPerGroup(o *options) float64 {
-	return float64(min(maxBufferedBytes, 3*groupConcurrency*o.size) + o.partitions*(2*fetchBytes+(claimChanMsgs+admitBatchMsgs)*o.size))
+	return float64(min(maxBufferedBytes, 3*groupConcurrency*o.size) + o.partitions*(2*fetchBytes+claimBufBytes(o)+admitBatchMsgs*o.size))
 }
 
 func (k *kafkaBackend) notes(o *options) []string {
@@ -155,7 +155,8 @@ func (k *kafkaBackend) notes(o *options) []string {
 		"cproxy's Kafka consumer groups start at the newest offset, so they were joined (a probe pulled on every partition) before the pre-fill; " +
 			"the direct group starts from the oldest offset and also reads the probes (not counted).",
 		"Latency producer: sarama AsyncProducer (acks all, no linger).",
-		"RSS bound per group: min(MaxBufferedBytes 64 MiB, 3 × concurrency × size) + partitions × (2 × 1 MiB fetch + (64 converted + 64 read by the claim reader) messages). " +
+		"RSS bound per group: min(MaxBufferedBytes 64 MiB, 3 × concurrency × size) + partitions × (2 × 1 MiB fetch + converted messages " +
+			"(min(1024 messages, 1 MiB + one message): mq.ClaimBuffer, mq.ClaimBufferBytes) + 64 messages read by the claim reader). " +
 			"Two fetch responses: sarama reads the next response while the partitions' buffered messages (256 each, windows into the previous one) keep that alive.",
 	}
 }

@@ -57,6 +57,7 @@ import (
 	"time"
 
 	bu "github.com/ddmq-go/carrera/internal/benchutil"
+	"github.com/ddmq-go/carrera/internal/mq"
 )
 
 // Targets.
@@ -73,7 +74,6 @@ const (
 	fetchBytes       = 1 << 20  // kafka.DefaultFetchMaxBytes per partition
 	baseRSSMiB       = 48.0     // runtime, Thrift server, ZooKeeper client, metrics
 	admitBatchMsgs   = 64       // deliveries a cproxy claim reader holds while admitting (engine.admitBatch)
-	claimChanMsgs    = 64       // converted deliveries buffered between a backend and the claim reader (mq.ClaimBuffer)
 )
 
 var logf = bu.Logf
@@ -619,4 +619,11 @@ func printReport(w io.Writer, r *report) {
 	for _, n := range r.Notes {
 		fmt.Fprintln(w, "  - "+n)
 	}
+}
+
+// claimBufBytes bounds the converted deliveries a backend buffers per
+// partition for the claim reader: mq.ClaimBuffer messages, or
+// mq.ClaimBufferBytes of bodies plus the one always let through.
+func claimBufBytes(o *options) int {
+	return min(mq.ClaimBuffer*o.size, mq.ClaimBufferBytes+o.size)
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/rlog"
 
 	bu "github.com/ddmq-go/carrera/internal/benchutil"
+	"github.com/ddmq-go/carrera/internal/mq"
 	"github.com/ddmq-go/carrera/internal/rocketmq/remoting"
 )
 
@@ -350,7 +351,7 @@ func (s *rmqSender) close() int64 {
 func (r *rocketmqBackend) rssPerGroup(o *options) float64 {
 	// Engine buffer, plus up to one pulled batch held by each queue's pull
 	// loop (the bench topic's queues and the group's retry queue).
-	return float64(min(maxBufferedBytes, 3*groupConcurrency*o.size) + (o.partitions+1)*(rmqPullBatch+claimChanMsgs+admitBatchMsgs)*o.size)
+	return float64(min(maxBufferedBytes, 3*groupConcurrency*o.size) + (o.partitions+1)*((rmqPullBatch+admitBatchMsgs)*o.size+claimBufBytes(o)))
 }
 
 func (r *rocketmqBackend) notes(o *options) []string {
@@ -362,7 +363,9 @@ func (r *rocketmqBackend) notes(o *options) []string {
 		"cproxy: its own RocketMQ group member (remoting client; long-polling pulls of 32 messages per queue, offsets stored every second).",
 		"Pre-fill: SEND_BATCH_MESSAGE of 64 messages to random queues, 16 in flight; probes: SEND_MESSAGE; latency messages: random queue, " +
 			"one sender per queue sending what accumulated while its previous request was in flight (no linger; SEND_MESSAGE or SEND_BATCH_MESSAGE).",
-		fmt.Sprintf("RSS bound per group: min(MaxBufferedBytes 64 MiB, 3 × concurrency × size) + (%d queues + 1 retry queue) × (%d pulled + %d converted + %d read by the claim reader) messages.", o.partitions, rmqPullBatch, claimChanMsgs, admitBatchMsgs),
+		fmt.Sprintf("RSS bound per group: min(MaxBufferedBytes 64 MiB, 3 × concurrency × size) + (%d queues + 1 retry queue) × "+
+			"(%d pulled + %d read by the claim reader messages + converted ones: min(%d messages, %d MiB + one message)).",
+			o.partitions, rmqPullBatch, admitBatchMsgs, mq.ClaimBuffer, mq.ClaimBufferBytes>>20),
 	}
 }
 

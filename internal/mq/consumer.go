@@ -59,10 +59,11 @@ type CommittedOffset struct {
 }
 
 // ClaimBuffer is the capacity of a claim's Messages channel in the broker
-// backends. A buffer lets the backend's converter run ahead of the reader
-// and the reader take a batch without a goroutine switch per message (with
-// an unbuffered channel every message cost a hand-off between the two).
-const ClaimBuffer = 64
+// backends; ClaimBufferBytes (BoundedSender) bounds the bodies in it. A
+// buffer lets the backend's converter run ahead of the reader and the
+// reader take a batch without a goroutine switch per message (with an
+// unbuffered channel every message cost a hand-off between the two).
+const ClaimBuffer = 1024
 
 // Claim is this member's ownership of one partition during one generation of
 // the group. It is valid until its Context is done (the partition was

@@ -323,15 +323,14 @@ func (s *session) initialFor(topic string, partition int32, start int64) mq.Comm
 // pump converts and forwards messages until in closes (false) or ctx is
 // done (true).
 func pump(ctx context.Context, in <-chan *sarama.ConsumerMessage, out chan<- *mq.Delivery) bool {
+	s := mq.NewBoundedSender(out)
 	for {
 		select {
 		case m, ok := <-in:
 			if !ok {
 				return false
 			}
-			select {
-			case out <- messageDelivery(m):
-			case <-ctx.Done():
+			if !s.Send(ctx, messageDelivery(m)) {
 				return true
 			}
 		case <-ctx.Done():

@@ -144,6 +144,7 @@ func (m *member) pullLoop(r *claimRun, offset int64) {
 	filter := m.g.filters[r.q.Topic]
 	backoff := o.RetryBackoff
 	next := offset
+	send := mq.NewBoundedSender(c.msgs)
 	for r.ctx.Err() == nil {
 		res, err := m.rpc.pull(r.ctx, o.Group, r.q, next, o.PullBatchSize, o.PullSuspend, filter)
 		if err != nil {
@@ -184,12 +185,10 @@ func (m *member) pullLoop(r *claimRun, offset int64) {
 						zap.Int64("offset", sm.QueueOffset), zap.Error(err))
 					continue
 				}
-				select {
-				case c.msgs <- d:
-					c.deliveredUpTo(d.Offset + 1)
-				case <-r.ctx.Done():
+				if !send.Send(r.ctx, d) {
 					return
 				}
+				c.deliveredUpTo(d.Offset + 1)
 			}
 			next = max(res.next, last+1)
 		case remoting.PullNotFound, remoting.PullRetryImmediately:

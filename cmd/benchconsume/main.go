@@ -57,6 +57,7 @@ import (
 	"time"
 
 	bu "github.com/ddmq-go/carrera/internal/benchutil"
+	"github.com/ddmq-go/carrera/internal/cproxy"
 	"github.com/ddmq-go/carrera/internal/mq"
 )
 
@@ -532,7 +533,8 @@ func bench(ctx context.Context, o *options, cl *bu.Cleanups) (*report, error) {
 	}
 	groups := len(o.conns) + 1
 	perGroup := s.be.rssPerGroup(o) / (1 << 20)
-	rep.RSSBoundMiB = baseRSSMiB + 2*float64(groups)*perGroup
+	headroom := 1 + float64(cproxy.DefaultGCPercent)/100
+	rep.RSSBoundMiB = baseRSSMiB + headroom*float64(groups)*perGroup
 	// Every cproxy group was started (joined) before the pre-fill, so until
 	// its own phase each one held the whole pre-fill as lag.
 	rep.LagAtPeakMiB = float64(int64(len(o.conns))*int64(o.prefill)*int64(o.size)) / (1 << 20)
@@ -562,9 +564,9 @@ func finish(rep *report, o *options, be mqBackend, groups int, perGroup float64)
 			"Go decoder costs ~1.8 µs/msg here, which would be taken from cproxy); on this machine all of it competes for the same cores.",
 		fmt.Sprintf("Latency: send stamp (before handing the message to the latency producer) → pulled by one of %d pullers "+
 			"(pull linger %d ms); messages sent inside the measured window; nearest-rank percentiles.", o.latConns, pullLingerMs),
-		fmt.Sprintf("RSS bound: %.0f MiB base + 2 (GOGC headroom) × %d groups × %.1f MiB (concurrency %d, %d B messages, %d partitions/queues). "+
+		fmt.Sprintf("RSS bound: %.0f MiB base + %.0f (GOGC %d headroom) × %d groups × %.1f MiB (concurrency %d, %d B messages, %d partitions/queues). "+
 			"Lag: the cproxy groups run from before the pre-fill, so each held the whole pre-fill unconsumed until its phase.",
-			baseRSSMiB, groups, perGroup, groupConcurrency, o.size, o.partitions),
+			baseRSSMiB, 1+float64(cproxy.DefaultGCPercent)/100, cproxy.DefaultGCPercent, groups, perGroup, groupConcurrency, o.size, o.partitions),
 	}
 	rep.Notes = append(rep.Notes, be.notes(o)...)
 }

@@ -45,6 +45,7 @@ func run(conf string) error {
 	}
 	defer func() { _ = log.Sync() }()
 	kafka.RouteSaramaLog(log) // before any Kafka client exists
+	cproxy.ApplyGCPercent()
 	log.Info("starting cproxy", zap.String("version", version), zap.String("conf", conf))
 	ctx, stop := daemon.SignalContext(context.Background())
 	defer stop()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -17,6 +19,22 @@ import (
 
 // DefaultIdleTimeout stops a pull group after this long without a pull.
 const DefaultIdleTimeout = 60 * time.Second
+
+// DefaultGCPercent is cproxy's garbage-collection target (GOGC) when the
+// environment sets none. Its heap is mostly short-lived fetch responses and
+// message copies over a small live set that the configuration bounds, so
+// collecting at 200 % of the live heap rather than Go's 100 % costs one more
+// live heap of memory and ~10 % less CPU per message (bench-consume, Kafka,
+// C=16: 2.10–2.49 against 2.49–2.65 µs/msg, three interleaved runs each).
+const DefaultGCPercent = 200
+
+// ApplyGCPercent sets DefaultGCPercent unless GOGC is set; daemons call it
+// at start-up.
+func ApplyGCPercent() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(DefaultGCPercent)
+	}
+}
 
 // Options configures Run.
 type Options struct {

@@ -14,14 +14,16 @@
 // sets no initial offset; RocketMQ: CONSUME_FROM_LAST_OFFSET), so the cproxy
 // groups are joined first: a probe
 // is produced to every partition until each was pulled. Then the topic is
-// pre-filled with -prefill messages of -size bytes and, each phase until
-// the pre-filled count was consumed or -duration passed since its first
-// message:
+// pre-filled with -prefill messages of -size bytes, read once by an
+// unmeasured direct consumer (broker warm-up), and measured in these
+// phases, each until the pre-filled count was consumed or -duration passed
+// since its first message:
 //
-//	direct   sarama ConsumerGroup from the oldest offset, MarkMessage per message, auto-commit
-//	         (RocketMQ: rocketmq-client-go push consumer from the first offset, success per batch)
-//	cproxy   pull (maxBatchSize -batch) with piggy-backed acks from C connections, C = 1, 16,
-//	         each C on its own group
+//	direct        sarama ConsumerGroup from the oldest offset, MarkMessage per message, auto-commit
+//	              (RocketMQ: rocketmq-client-go push consumer from the first offset, success per batch)
+//	cproxy        pull (maxBatchSize -batch) with piggy-backed acks from C connections, C = 1, 16,
+//	              each C on its own group
+//	direct-after  the direct consumer again on a new group; ratios are against the mean of both
 //
 // Then a saturation phase runs the produce→pull pipeline (a producer and
 // 16 pullers of a fresh group) closed-loop — the producer keeps a bounded

@@ -476,11 +476,21 @@ func latencyRun(ctx context.Context, be mqBackend, topic string, conns []*cproxy
 	defer cancel()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	// Each puller's samples are allocated up front, for twice its share of
+	// the expected count: growing them mid-run made all pullers copy their
+	// arrays at about the same moment, and the GC assist that this burst
+	// of allocation triggered stalled the load generator (pullers and
+	// producer) for ~70 ms, which on the shared cores grew into 0.3–0.7 s
+	// produce→pull stalls about 10 s into the phase.
+	perPuller := 1 << 16
+	if window == 0 {
+		perPuller = max(perPuller, int(2*rate*(warmup+dur).Seconds())/max(len(conns), 1))
+	}
 	for _, c := range conns {
 		p := &puller{c: c, group: group, batch: batch}
 		wg.Go(func() {
 			defer p.flush(context.Background())
-			mine := make([]int64, 0, 1<<14)
+			mine := make([]int64, 0, perPuller)
 			for pctx.Err() == nil {
 				if _, err := p.pull(pctx, func(m *consumer.Message) {
 					if len(m.Value) < 9 || m.Value[0] != tagStamp {

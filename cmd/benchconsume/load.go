@@ -480,8 +480,7 @@ func latencyRun(ctx context.Context, be mqBackend, topic string, conns []*cproxy
 	// the expected count: growing them mid-run made all pullers copy their
 	// arrays at about the same moment, and the GC assist that this burst
 	// of allocation triggered stalled the load generator (pullers and
-	// producer) for ~70 ms, which on the shared cores grew into 0.3–0.7 s
-	// produce→pull stalls about 10 s into the phase.
+	// producer) for ~70 ms (an in-process heartbeat and gctrace showed it).
 	perPuller := 1 << 16
 	if window == 0 {
 		perPuller = max(perPuller, int(2*rate*(warmup+dur).Seconds())/max(len(conns), 1))

@@ -10,6 +10,7 @@ package pproxy
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -222,10 +223,23 @@ func (h *Handler) deliver(ctx context.Context, m *producer.Message, rec *mq.Reco
 	rec.Target = target
 	produceFirst(ctx, p, tv, rec, func(err error) { done <- err })
 
-	select {
-	case err := <-done:
-		return h.outcome(m, err)
-	case <-timerC:
+	for replacedOnce := false; ; replacedOnce = true {
+		select {
+		case err := <-done:
+			// A hot reload can replace and close the cluster's producer
+			// between admit and the send; the closed producer refuses the
+			// record. Send it once more on the producer that replaced it.
+			if !replacedOnce && errors.Is(err, mq.ErrClosed) {
+				if q, t, ok := h.replacement(ctx, m, tv, p, sel); ok {
+					p, target, rec.Target = q, t, t
+					produceFirst(ctx, p, tv, rec, func(err error) { done <- err })
+					continue
+				}
+			}
+			return h.outcome(m, err)
+		case <-timerC:
+		}
+		break
 	}
 	if !sync || tv.Config.StrongOrder || limiterRetried {
 		h.log.Warn("send failed", zap.String("topic", m.Topic), zap.String("reason", "proxy-side timeout"))
@@ -249,6 +263,22 @@ func (h *Handler) deliver(ctx context.Context, m *producer.Message, rec *mq.Reco
 		h.log.Warn("send failed", zap.String("topic", m.Topic), zap.String("reason", "proxy-side timeout after retry"))
 		return FailTimeout
 	}
+}
+
+// replacement returns the producer that now serves m's cluster, with m's
+// target on it, when it is not p (a hot reload replaced p after admit).
+// The records p refused as closed were never sent, except those still in
+// flight when its close timed out (a possible duplicate, never a loss).
+func (h *Handler) replacement(ctx context.Context, m *producer.Message, tv *config.TopicView, p mq.Producer, sel mq.Selector) (mq.Producer, mq.Target, bool) {
+	q := h.producers.Get(chooseCluster(tv.Clusters, m))
+	if q == nil || q == p {
+		return nil, mq.Target{}, false
+	}
+	t, err := q.Resolve(ctx, m.Topic, sel)
+	if err != nil {
+		return nil, mq.Target{}, false
+	}
+	return q, t, true
 }
 
 // autoBatchProducer is implemented by producers that can coalesce single

@@ -582,3 +582,59 @@ func TestDelayDisabled(t *testing.T) {
 		t.Fatalf("code %d", r.Code)
 	}
 }
+
+// swapSet is a ProducerSet whose producers a test can replace.
+type swapSet struct{ cur atomic.Pointer[map[string]mq.Producer] }
+
+func (s *swapSet) Get(c string) mq.Producer { return (*s.cur.Load())[c] }
+func (s *swapSet) set(m map[string]mq.Producer) { s.cur.Store(&m) }
+
+// closingProducer resolves like its inner producer but refuses every
+// record as closed, after running onProduce (a hot reload swapping it out
+// between admit and the send).
+type closingProducer struct {
+	mq.Producer
+	onProduce func()
+	refused   atomic.Int64
+}
+
+func (p *closingProducer) Produce(_ context.Context, _ *mq.Record, done func(error)) {
+	p.onProduce()
+	p.refused.Add(1)
+	done(mq.ErrClosed)
+}
+
+// TestSendRetriesOnReplacedProducer: a record refused because its
+// producer was closed by a hot reload in the middle of the send goes to the
+// producer that replaced it; without a replacement the refusal is the answer.
+func TestSendRetriesOnReplacedProducer(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	snap := f.h.snap.Load()
+	set := &swapSet{}
+	repl := memory.New(memory.Options{Topics: map[string]int{"t": 4}, Brokers: 2})
+	t.Cleanup(func() { _ = repl.Close(context.Background()) })
+	old := &closingProducer{Producer: f.a}
+	old.onProduce = func() { set.set(map[string]mq.Producer{"K_a": repl}) }
+	set.set(map[string]mq.Producer{"K_a": old})
+	h := NewHandler(zap.NewNop(), set, newMetrics(nil), snap)
+
+	r, err := h.SendSync(context.Background(), msg("t", "during reload"), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expect(t, r, OK)
+	if old.refused.Load() != 1 || repl.Produced() != 1 {
+		t.Fatalf("refused by the old producer %d, stored by its replacement %d; want 1 and 1", old.refused.Load(), repl.Produced())
+	}
+
+	// No replacement: the closed producer's refusal is the answer, once.
+	stuck := &closingProducer{Producer: f.a, onProduce: func() {}}
+	set.set(map[string]mq.Producer{"K_a": stuck})
+	r, err = h.SendSync(context.Background(), msg("t", "no reload"), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Code != int32(FailServerShutdown) || stuck.refused.Load() != 1 {
+		t.Fatalf("code %d after %d refusals; want %d after exactly one", r.Code, stuck.refused.Load(), FailServerShutdown)
+	}
+}

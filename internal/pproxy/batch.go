@@ -2,6 +2,7 @@ package pproxy
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"go.uber.org/zap"
@@ -28,8 +29,10 @@ type groupKey struct {
 }
 
 type batchGroup struct {
-	p    mq.Producer
-	recs []*mq.Record
+	p     mq.Producer
+	recs  []*mq.Record
+	sels  []mq.Selector // each record's selector, to resolve it again on a replacement producer
+	start int           // index of the group's first record in the send order
 }
 
 // SendBatchSync implements ProducerService.sendBatchSync (behaviour.md
@@ -132,6 +135,7 @@ func (h *Handler) sendBatch(ctx context.Context, snap *config.PProxySnapshot, ms
 		}
 		g.recs = append(g.recs, &mq.Record{Topic: m.Topic, Target: target, Key: m.Key, Tags: m.Tags,
 			Body: bodies[i], Properties: m.Properties})
+		g.sels = append(g.sels, mq.Selector{PartitionID: m.PartitionId, HashID: m.HashId})
 	}
 
 	// Each group's records are handed to its producer in request order;
@@ -153,6 +157,7 @@ func (h *Handler) sendBatch(ctx context.Context, snap *config.PProxySnapshot, ms
 	idx, expected := 0, 0
 	for _, k := range order {
 		g := groups[k]
+		g.start = idx
 		if bp, ok := g.p.(batchProducer); ok {
 			i := idx
 			idx += len(g.recs)
@@ -177,12 +182,67 @@ func (h *Handler) sendBatch(ctx context.Context, snap *config.PProxySnapshot, ms
 			return FailTimeout
 		}
 	}
+	if code, ok := h.resendReplaced(ctx, order, groups, errs); !ok {
+		return code
+	}
 	for _, err := range errs {
 		if err != nil {
 			return h.outcome(msgs[0], err)
 		}
 	}
 	return OK
+}
+
+// resendReplaced sends once more the records that a producer refused as
+// closed because a hot reload replaced it during the batch (DESIGN 36),
+// each on the replacement, in batch order, and stores their new outcomes in
+// errs. ok is false (with FailTimeout) when the batch timeout ends first.
+func (h *Handler) resendReplaced(ctx context.Context, order []groupKey, groups map[groupKey]*batchGroup, errs []error) (Code, bool) {
+	type outcome struct {
+		idx int
+		err error
+	}
+	results := make(chan outcome, len(errs))
+	pending := 0
+	for _, k := range order {
+		g := groups[k]
+		q := h.producers.Get(k.cluster)
+		if q == nil || q == g.p {
+			continue
+		}
+		// A batch producer reports one outcome for its whole group, at the
+		// group's first index; a refusal there covers every record of it
+		// (some may have been stored before the close: sent twice, not lost).
+		_, whole := g.p.(batchProducer)
+		groupRefused := errors.Is(errs[g.start], mq.ErrClosed)
+		for j, rec := range g.recs {
+			i := g.start + j
+			if whole && !groupRefused || !whole && !errors.Is(errs[i], mq.ErrClosed) {
+				continue
+			}
+			if whole && j > 0 {
+				errs[i] = errs[g.start] // stands unless the resend below answers
+			}
+			t, err := q.Resolve(ctx, rec.Topic, g.sels[j])
+			if err != nil {
+				continue // the refusal stands
+			}
+			again := *rec
+			again.Target = t
+			pending++
+			q.Produce(ctx, &again, func(err error) { results <- outcome{i, err} })
+		}
+	}
+	for range pending {
+		select {
+		case o := <-results:
+			errs[o.idx] = o.err
+		case <-ctx.Done():
+			h.log.Warn("batch send failed", zap.Int("messages", len(errs)), zap.String("reason", "timeout"))
+			return FailTimeout, false
+		}
+	}
+	return OK, true
 }
 
 // SendDelaySync implements ProducerService.sendDelaySync.

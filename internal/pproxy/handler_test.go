@@ -584,9 +584,11 @@ func TestDelayDisabled(t *testing.T) {
 }
 
 // swapSet is a ProducerSet whose producers a test can replace.
-type swapSet struct{ cur atomic.Pointer[map[string]mq.Producer] }
+type swapSet struct {
+	cur atomic.Pointer[map[string]mq.Producer]
+}
 
-func (s *swapSet) Get(c string) mq.Producer { return (*s.cur.Load())[c] }
+func (s *swapSet) Get(c string) mq.Producer     { return (*s.cur.Load())[c] }
 func (s *swapSet) set(m map[string]mq.Producer) { s.cur.Store(&m) }
 
 // closingProducer resolves like its inner producer but refuses every
@@ -636,5 +638,49 @@ func TestSendRetriesOnReplacedProducer(t *testing.T) {
 	}
 	if r.Code != int32(FailServerShutdown) || stuck.refused.Load() != 1 {
 		t.Fatalf("code %d after %d refusals; want %d after exactly one", r.Code, stuck.refused.Load(), FailServerShutdown)
+	}
+}
+
+// closingBatchProducer is a closingProducer with batch requests: it refuses
+// a whole group with one outcome, as a batch producer reports.
+type closingBatchProducer struct{ closingProducer }
+
+func (p *closingBatchProducer) ProduceBatch(_ context.Context, recs []*mq.Record, done func(error)) {
+	p.onProduce()
+	p.refused.Add(int64(len(recs)))
+	done(mq.ErrClosed)
+}
+
+// TestSendBatchRetriesOnReplacedProducer: the records of a batch refused
+// because a hot reload closed their producer mid-batch are all sent on its
+// replacement, for per-record and for batch producers alike.
+func TestSendBatchRetriesOnReplacedProducer(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	snap := f.h.snap.Load()
+	batch := []*producer.Message{msg("t", "a"), msg("t", "b"), msg("t", "c")}
+	for _, whole := range []bool{false, true} {
+		set := &swapSet{}
+		repl := memory.New(memory.Options{Topics: map[string]int{"t": 4}, Brokers: 2})
+		t.Cleanup(func() { _ = repl.Close(context.Background()) })
+		swap := func() { set.set(map[string]mq.Producer{"K_a": repl}) }
+		var old mq.Producer
+		var refused *atomic.Int64
+		if whole {
+			p := &closingBatchProducer{closingProducer{Producer: f.a, onProduce: swap}}
+			old, refused = p, &p.refused
+		} else {
+			p := &closingProducer{Producer: f.a, onProduce: swap}
+			old, refused = p, &p.refused
+		}
+		set.set(map[string]mq.Producer{"K_a": old})
+		h := NewHandler(zap.NewNop(), set, newMetrics(nil), snap)
+		r, err := h.SendBatchSync(context.Background(), batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		expect(t, r, OK)
+		if refused.Load() != 3 || repl.Produced() != 3 {
+			t.Fatalf("batch producer %v: refused %d, stored by the replacement %d; want 3 and 3", whole, refused.Load(), repl.Produced())
+		}
 	}
 }

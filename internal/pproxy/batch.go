@@ -114,6 +114,16 @@ func (h *Handler) sendBatch(ctx context.Context, snap *config.PProxySnapshot, ms
 		} else {
 			target, err = p.Resolve(ctx, m.Topic, mq.Selector{PartitionID: m.PartitionId, HashID: m.HashId})
 		}
+		if errors.Is(err, mq.ErrClosed) {
+			// Replaced by a hot reload since Get (DESIGN 36).
+			if q := h.producers.Get(cluster); q != nil && q != p {
+				p = q
+				target, err = p.Resolve(ctx, m.Topic, mq.Selector{PartitionID: m.PartitionId, HashID: m.HashId})
+				if err == nil && m.PartitionId < -1 {
+					randomTarget[[2]string{cluster, m.Topic}] = target
+				}
+			}
+		}
 		if err != nil {
 			return h.outcome(m, err)
 		}

@@ -397,6 +397,13 @@ func (h *Handler) admit(ctx context.Context, m *producer.Message, sel mq.Selecto
 		// Resolve answers from cached metadata; a refresh is bounded by
 		// the adapter's metadata timeout.
 		target, err := p.Resolve(ctx, m.Topic, sel)
+		if errors.Is(err, mq.ErrClosed) {
+			// Replaced by a hot reload since Get (DESIGN 36).
+			if q := h.producers.Get(cluster); q != nil && q != p {
+				p = q
+				target, err = p.Resolve(ctx, m.Topic, sel)
+			}
+		}
 		if err != nil {
 			return nil, nil, mq.Target{}, limiterRetried, h.outcome(m, err)
 		}

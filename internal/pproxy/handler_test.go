@@ -684,3 +684,48 @@ func TestSendBatchRetriesOnReplacedProducer(t *testing.T) {
 		}
 	}
 }
+
+// resolveClosingProducer is replaced by a hot reload between Get and
+// Resolve: its Resolve swaps it out and answers closed.
+type resolveClosingProducer struct {
+	mq.Producer
+	onResolve func()
+}
+
+func (p *resolveClosingProducer) Resolve(context.Context, string, mq.Selector) (mq.Target, error) {
+	p.onResolve()
+	return mq.Target{}, mq.ErrClosed
+}
+
+// TestResolveOnReplacedProducer: a producer closed by a hot reload between
+// Get and Resolve is replaced for single and batch sends alike.
+func TestResolveOnReplacedProducer(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	snap := f.h.snap.Load()
+	for _, batch := range []bool{false, true} {
+		set := &swapSet{}
+		repl := memory.New(memory.Options{Topics: map[string]int{"t": 4}, Brokers: 2})
+		t.Cleanup(func() { _ = repl.Close(context.Background()) })
+		old := &resolveClosingProducer{Producer: f.a, onResolve: func() { set.set(map[string]mq.Producer{"K_a": repl}) }}
+		set.set(map[string]mq.Producer{"K_a": old})
+		h := NewHandler(zap.NewNop(), set, newMetrics(nil), snap)
+		var r *producer.Result_
+		var err error
+		if batch {
+			r, err = h.SendBatchSync(context.Background(), []*producer.Message{msg("t", "a"), msg("t", "b")})
+		} else {
+			r, err = h.SendSync(context.Background(), msg("t", "a"), 1000)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		expect(t, r, OK)
+		want := int64(1)
+		if batch {
+			want = 2
+		}
+		if repl.Produced() != want {
+			t.Fatalf("batch %v: the replacement stored %d, want %d", batch, repl.Produced(), want)
+		}
+	}
+}

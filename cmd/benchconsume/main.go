@@ -259,40 +259,34 @@ type phase struct {
 	CPUWindowMs float64 `json:"-"`
 }
 
-type verdict struct {
-	Target string `json:"target"`
-	Actual string `json:"actual"`
-	Met    bool   `json:"met"`
-}
-
 type report struct {
-	Backend      string    `json:"backend"`
-	Started      time.Time `json:"started"`
-	GoVersion    string    `json:"goVersion"`
-	CPUs         int       `json:"cpus"`
-	MessageBytes int       `json:"messageBytes"`
-	Partitions   int       `json:"partitions"`
-	Prefill      int       `json:"prefill"`
-	PrefillSecs  float64   `json:"prefillSeconds"`
-	Batch        int       `json:"batch"`
-	Phases       []phase   `json:"phases"`
-	Ratios       map[string]float64
-	PipelineRate float64 `json:"pipelineSaturationMsgsPerSec"`
+	Backend      string             `json:"backend"`
+	Started      time.Time          `json:"started"`
+	GoVersion    string             `json:"goVersion"`
+	CPUs         int                `json:"cpus"`
+	MessageBytes int                `json:"messageBytes"`
+	Partitions   int                `json:"partitions"`
+	Prefill      int                `json:"prefill"`
+	PrefillSecs  float64            `json:"prefillSeconds"`
+	Batch        int                `json:"batch"`
+	Phases       []phase            `json:"phases"`
+	Ratios       map[string]float64 `json:"ratios"`
+	PipelineRate float64            `json:"pipelineSaturationMsgsPerSec"`
 	// DirectMsgsPerSec is the mean of the direct runs before and after the
 	// cproxy phases: the ratios' denominator.
-	DirectMsgsPerSec float64   `json:"directMeanMsgsPerSec"`
-	LatencyRate      float64   `json:"latencyRateMsgsPerSec"`
-	LatencySent      int64     `json:"latencySent"`
-	LatencyRecv      int       `json:"latencyReceived"`
-	LatencyP50Ms     float64   `json:"latencyP50Ms"`
-	LatencyP99Ms     float64   `json:"latencyP99Ms"`
-	LatencyMaxMs     float64   `json:"latencyMaxMs"`
-	PeakRSSMiB       float64   `json:"cproxyPeakRssMiB"`
-	RSSBoundMiB      float64   `json:"cproxyRssBoundMiB"`
-	LagAtPeakMiB     float64   `json:"cproxyGroupsLagMiB"`
-	BrokerRSSMiB     float64   `json:"brokerPeakRssMiB"`
-	Verdicts         []verdict `json:"verdicts"`
-	Notes            []string  `json:"notes"`
+	DirectMsgsPerSec float64      `json:"directMeanMsgsPerSec"`
+	LatencyRate      float64      `json:"latencyRateMsgsPerSec"`
+	LatencySent      int64        `json:"latencySent"`
+	LatencyRecv      int          `json:"latencyReceived"`
+	LatencyP50Ms     float64      `json:"latencyP50Ms"`
+	LatencyP99Ms     float64      `json:"latencyP99Ms"`
+	LatencyMaxMs     float64      `json:"latencyMaxMs"`
+	PeakRSSMiB       float64      `json:"cproxyPeakRssMiB"`
+	RSSBoundMiB      float64      `json:"cproxyRssBoundMiB"`
+	LagAtPeakMiB     float64      `json:"cproxyGroupsLagMiB"`
+	BrokerRSSMiB     float64      `json:"brokerPeakRssMiB"`
+	Verdicts         []bu.Verdict `json:"verdicts"`
+	Notes            []string     `json:"notes"`
 	latencySample    []int64
 }
 
@@ -555,13 +549,13 @@ func bench(ctx context.Context, o *options, cl *bu.Cleanups) (*report, error) {
 
 func finish(rep *report, o *options, be mqBackend, groups int, perGroup float64) {
 	if r, ok := rep.Ratios["cproxy-16"]; ok {
-		rep.Verdicts = append(rep.Verdicts, verdict{Target: fmt.Sprintf("C=16 pull+submit ≥ %.1f× direct", targetRatio),
+		rep.Verdicts = append(rep.Verdicts, bu.Verdict{Target: fmt.Sprintf("C=16 pull+submit ≥ %.1f× direct", targetRatio),
 			Actual: fmt.Sprintf("%.3f×", r), Met: r >= targetRatio})
 	}
-	rep.Verdicts = append(rep.Verdicts, verdict{Target: fmt.Sprintf("produce→pull p99 ≤ %.0f ms at half saturation", targetP99Ms),
+	rep.Verdicts = append(rep.Verdicts, bu.Verdict{Target: fmt.Sprintf("produce→pull p99 ≤ %.0f ms at half saturation", targetP99Ms),
 		Actual: fmt.Sprintf("%.2f ms at %.0f msgs/s (%d samples)", rep.LatencyP99Ms, rep.LatencyRate, rep.LatencyRecv),
 		Met:    rep.LatencyRecv > 0 && rep.LatencyP99Ms <= targetP99Ms})
-	rep.Verdicts = append(rep.Verdicts, verdict{Target: fmt.Sprintf("cproxy peak RSS bounded by config (≤ %.0f MiB)", rep.RSSBoundMiB),
+	rep.Verdicts = append(rep.Verdicts, bu.Verdict{Target: fmt.Sprintf("cproxy peak RSS bounded by config (≤ %.0f MiB)", rep.RSSBoundMiB),
 		Actual: fmt.Sprintf("%.1f MiB while its groups held %.0f MiB of lag", rep.PeakRSSMiB, rep.LagAtPeakMiB),
 		Met:    rep.PeakRSSMiB <= rep.RSSBoundMiB})
 	rep.Notes = []string{
@@ -614,20 +608,7 @@ func printReport(w io.Writer, r *report) {
 	fmt.Fprintf(w, "produce→pull latency at %.0f msgs/s: p50 %.2f ms, p99 %.2f ms, max %.1f ms (%d of %d sent in the window received)\n",
 		r.LatencyRate, r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyMaxMs, r.LatencyRecv, r.LatencySent)
 	fmt.Fprintf(w, "peak RSS: cproxy %.1f MiB (bound %.0f MiB), broker %.1f MiB\n\ntargets:\n", r.PeakRSSMiB, r.RSSBoundMiB, r.BrokerRSSMiB)
-	missed := 0
-	for _, v := range r.Verdicts {
-		tag := "[ OK   ]"
-		if !v.Met {
-			tag = "[MISSED]"
-			missed++
-		}
-		fmt.Fprintf(w, "  %s %s: %s\n", tag, v.Target, v.Actual)
-	}
-	if missed > 0 {
-		fmt.Fprintf(w, "  => %d of %d targets MISSED\n", missed, len(r.Verdicts))
-	} else {
-		fmt.Fprintf(w, "  => all %d targets met\n", len(r.Verdicts))
-	}
+	bu.PrintVerdicts(w, r.Verdicts)
 	fmt.Fprintln(w, "\nnotes:")
 	for _, n := range r.Notes {
 		fmt.Fprintln(w, "  - "+n)

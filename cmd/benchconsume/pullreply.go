@@ -114,6 +114,37 @@ func (r *replyReader) field(last *int16) (typ byte, id int16, stop bool, err err
 	return typ, id, false, nil
 }
 
+// listHeader reads a list or set header: element count and type.
+func (r *replyReader) listHeader() (int, byte, error) {
+	h, err := r.byte()
+	if err != nil {
+		return 0, 0, err
+	}
+	n, et := int(h>>4), h&0x0f
+	if n == 15 {
+		v, err := r.uvarint()
+		if err != nil {
+			return 0, 0, err
+		}
+		n = int(int32(uint32(v))) //nolint:gosec // varint32
+	}
+	return n, et, nil
+}
+
+// mapHeader reads a map header: entry count and the key<<4|value types
+// byte (absent, and 0, for an empty map).
+func (r *replyReader) mapHeader() (int, byte, error) {
+	v, err := r.uvarint()
+	if err != nil || v == 0 {
+		return 0, 0, err
+	}
+	kv, err := r.byte()
+	if err != nil {
+		return 0, 0, err
+	}
+	return int(int32(uint32(v))), kv, nil //nolint:gosec // varint32
+}
+
 // skip skips a value of compact type typ (a field's value; a bool field
 // has its value in the header).
 func (r *replyReader) skip(typ byte, depth int) error {
@@ -136,29 +167,16 @@ func (r *replyReader) skip(typ byte, depth int) error {
 		_, err := r.binary()
 		return err
 	case ctList, ctSet:
-		h, err := r.byte()
+		n, et, err := r.listHeader()
 		if err != nil {
 			return err
-		}
-		n, et := int(h>>4), h&0x0f
-		if n == 15 {
-			v, err := r.uvarint()
-			if err != nil {
-				return err
-			}
-			n = int(int32(uint32(v))) //nolint:gosec // varint32
 		}
 		return r.skipElems(n, et, depth)
 	case ctMap:
-		v, err := r.uvarint()
-		if err != nil || v == 0 {
-			return err
-		}
-		kv, err := r.byte()
+		n, kv, err := r.mapHeader()
 		if err != nil {
 			return err
 		}
-		n := int(int32(uint32(v))) //nolint:gosec // varint32
 		for range n {
 			if err := r.skipElem(kv>>4, depth); err != nil {
 				return err
@@ -279,17 +297,9 @@ func (r *replyReader) pullResponse(m *consumer.Message, fn func(*consumer.Messag
 				return nil, 0, err
 			}
 		case id == 2 && typ == ctList:
-			h, err := r.byte()
+			size, et, err := r.listHeader()
 			if err != nil {
 				return nil, 0, err
-			}
-			size, et := int(h>>4), h&0x0f
-			if size == 15 {
-				v, err := r.uvarint()
-				if err != nil {
-					return nil, 0, err
-				}
-				size = int(int32(uint32(v))) //nolint:gosec // varint32
 			}
 			if et != ctStruct && size > 0 {
 				return nil, 0, fmt.Errorf("pull reply: messages list of type %d", et)
@@ -371,19 +381,14 @@ func (r *replyReader) message(m *consumer.Message) error {
 }
 
 func (r *replyReader) properties() (map[string]string, error) {
-	v, err := r.uvarint()
+	n, kv, err := r.mapHeader()
 	if err != nil {
 		return nil, err
 	}
 	props := map[string]string{}
-	if v == 0 {
+	if n == 0 {
 		return props, nil
 	}
-	kv, err := r.byte()
-	if err != nil {
-		return nil, err
-	}
-	n := int(int32(uint32(v))) //nolint:gosec // varint32
 	if kv != ctBinary<<4|ctBinary || n < 0 {
 		return nil, fmt.Errorf("pull reply: properties of types %#x", kv)
 	}

@@ -165,19 +165,13 @@ type phaseReport struct {
 	ServiceCPUPct float64    `json:"serviceCpuPct"`
 }
 
-type verdict struct {
-	Target string `json:"target"`
-	Actual string `json:"actual"`
-	Met    bool   `json:"met"`
-}
-
 type report struct {
 	Started   time.Time     `json:"started"`
 	GoVersion string        `json:"goVersion"`
 	CPUs      int           `json:"cpus"`
 	Body      int           `json:"bodyBytes"`
 	Phases    []phaseReport `json:"phases"`
-	Verdicts  []verdict     `json:"verdicts"`
+	Verdicts  []bu.Verdict  `json:"verdicts"`
 	Notes     []string      `json:"notes"`
 }
 
@@ -212,12 +206,12 @@ func bench(ctx context.Context, o *options, cl *bu.Cleanups, tmp string) (*repor
 	}
 	for _, p := range rep.Phases {
 		rep.Verdicts = append(rep.Verdicts,
-			verdict{Target: p.Name + ": ingest >= 20000 msgs/s", Actual: fmt.Sprintf("%.0f msgs/s", p.IngestRate), Met: p.IngestRate >= targetIngest},
-			verdict{Target: p.Name + ": fire lateness p99 <= 1.5 s", Actual: fmt.Sprintf("%d ms (max %d ms)", p.LateP99Ms, p.LateMaxMs),
+			bu.Verdict{Target: p.Name + ": ingest >= 20000 msgs/s", Actual: fmt.Sprintf("%.0f msgs/s", p.IngestRate), Met: p.IngestRate >= targetIngest},
+			bu.Verdict{Target: p.Name + ": fire lateness p99 <= 1.5 s", Actual: fmt.Sprintf("%d ms (max %d ms)", p.LateP99Ms, p.LateMaxMs),
 				Met: p.LateP99Ms <= targetP99Ms && p.Delivered > 0},
-			verdict{Target: p.Name + ": every message delivered, none early", Actual: fmt.Sprintf("%d missing, %d early, %d duplicates", p.Missing, p.Early, p.Duplicates),
+			bu.Verdict{Target: p.Name + ": every message delivered, none early", Actual: fmt.Sprintf("%d missing, %d early, %d duplicates", p.Missing, p.Early, p.Duplicates),
 				Met: p.Missing == 0 && p.Early == 0},
-			verdict{Target: p.Name + ": RSS independent of pending (high <= 1.25 x low + 16 MiB)",
+			bu.Verdict{Target: p.Name + ": RSS independent of pending (high <= 1.25 x low + 16 MiB)",
 				Actual: fmt.Sprintf("%.0f MiB at %s pending vs %.0f MiB near 0", p.RSSHighMiB, humanCount(float64(p.Scheduled)), p.RSSLowMiB),
 				Met:    p.RSSHighMiB <= 1.25*p.RSSLowMiB+16})
 	}

@@ -632,23 +632,23 @@ func finish(rep *report, o *options) {
 		rep.Comparisons = append(rep.Comparisons, c)
 	}
 	if c, ok := cmp["sendSync C=64"]; ok {
-		rep.Verdicts = append(rep.Verdicts, verdict{
+		rep.Verdicts = append(rep.Verdicts, bu.Verdict{
 			Target: fmt.Sprintf("C=64 sendSync throughput ≥ %.2f× direct", targetSyncRatio),
 			Actual: fmt.Sprintf("%.3f×", c.Ratio), Met: c.Ratio >= targetSyncRatio})
 	}
 	if c, ok := cmp["sendSync C=1"]; ok {
 		d := rep.phase(c.Direct)
-		rep.Verdicts = append(rep.Verdicts, verdict{
+		rep.Verdicts = append(rep.Verdicts, bu.Verdict{
 			Target: fmt.Sprintf("C=1 sendSync p99 ≤ direct p99 + %.0f ms", targetP99DiffMs),
 			Actual: fmt.Sprintf("%+.2f ms (direct p99 %.2f ms, proxy p99 %.2f ms)", c.P99DiffMs, d.P99Ms, d.P99Ms+c.P99DiffMs),
 			Met:    c.P99DiffMs <= targetP99DiffMs})
 	}
 	if c, ok := cmp["batch vs async"]; ok {
-		rep.Verdicts = append(rep.Verdicts, verdict{
+		rep.Verdicts = append(rep.Verdicts, bu.Verdict{
 			Target: fmt.Sprintf("sendBatchSync(%d) throughput ≥ %.2f× direct async", o.batch, targetBatchRatio),
 			Actual: fmt.Sprintf("%.3f×", c.Ratio), Met: c.Ratio >= targetBatchRatio})
 	}
-	rep.Verdicts = append(rep.Verdicts, verdict{
+	rep.Verdicts = append(rep.Verdicts, bu.Verdict{
 		Target: fmt.Sprintf("pproxy peak RSS ≤ %.0f MiB", targetRSSMiB),
 		Actual: fmt.Sprintf("%.1f MiB (VmHWM)", rep.PProxyPeakRSSMiB), Met: rep.PProxyPeakRSSMiB <= targetRSSMiB})
 

@@ -135,12 +135,6 @@ type comparison struct {
 	LatencyComparable bool    `json:"latencyComparable"`
 }
 
-type verdict struct {
-	Target string `json:"target"`
-	Actual string `json:"actual"`
-	Met    bool   `json:"met"`
-}
-
 type report struct {
 	Backend          string        `json:"backend"`
 	Started          time.Time     `json:"started"`
@@ -157,7 +151,7 @@ type report struct {
 	LoadAvgAtStart   float64       `json:"loadAvg1mAtStart"`
 	PProxyPeakRSSMiB float64       `json:"pproxyPeakRssMiB"`
 	BrokerPeakRSSMiB float64       `json:"brokerPeakRssMiB"`
-	Verdicts         []verdict     `json:"verdicts"`
+	Verdicts         []bu.Verdict  `json:"verdicts"`
 	Notes            []string      `json:"notes"`
 }
 
@@ -223,24 +217,7 @@ func printTable(w io.Writer, r *report) {
 	fmt.Fprintf(w, "  peak RSS (VmHWM): pproxy %.1f MiB, broker %.1f MiB\n", r.PProxyPeakRSSMiB, r.BrokerPeakRSSMiB)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "targets:")
-	for _, v := range r.Verdicts {
-		tag := "[ OK   ]"
-		if !v.Met {
-			tag = "[MISSED]"
-		}
-		fmt.Fprintf(w, "  %s %s: %s\n", tag, v.Target, v.Actual)
-	}
-	missed := 0
-	for _, v := range r.Verdicts {
-		if !v.Met {
-			missed++
-		}
-	}
-	if missed > 0 {
-		fmt.Fprintf(w, "  => %d of %d targets MISSED\n", missed, len(r.Verdicts))
-	} else {
-		fmt.Fprintf(w, "  => all %d targets met\n", len(r.Verdicts))
-	}
+	bu.PrintVerdicts(w, r.Verdicts)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "notes:")
 	for _, n := range r.Notes {

@@ -76,3 +76,17 @@ func TestScrapeMetrics(t *testing.T) {
 		t.Error("scrape of a closed port succeeded")
 	}
 }
+
+func TestPrintVerdicts(t *testing.T) {
+	var b strings.Builder
+	PrintVerdicts(&b, []Verdict{{Target: "a", Actual: "1", Met: true}, {Target: "b", Actual: "2"}})
+	want := "  [ OK   ] a: 1\n  [MISSED] b: 2\n  => 1 of 2 targets MISSED\n"
+	if b.String() != want {
+		t.Fatalf("got %q, want %q", b.String(), want)
+	}
+	b.Reset()
+	PrintVerdicts(&b, []Verdict{{Target: "a", Actual: "1", Met: true}})
+	if !strings.HasSuffix(b.String(), "  => all 1 targets met\n") {
+		t.Fatalf("got %q", b.String())
+	}
+}

@@ -66,12 +66,14 @@ func (b *sourceBase[S]) swapIn(snap *S) {
 	b.subs.notify(old, snap)
 }
 
-// fail counts and logs a configuration change that was rejected.
+// fail logs and counts a configuration change that was rejected. The log
+// line comes first, so whoever sees the counter move finds the reason
+// already logged.
 func (b *sourceBase[S]) fail(reason string, ev Event, err error) {
-	b.metrics.failures.WithLabelValues(reason).Inc()
 	b.log.Warn("invalid configuration ignored; keeping the previous snapshot",
 		zap.String("reason", reason), zap.String("path", ev.Path),
 		zap.Int32("version", ev.Version), zap.Bool("fromCache", ev.FromCache), zap.Error(err))
+	b.metrics.failures.WithLabelValues(reason).Inc()
 }
 
 // subscribers is a registry of snapshot subscribers called in registration

@@ -107,9 +107,26 @@ func (k *kafkaBackend) release(_ context.Context, topic string, partitions int) 
 		return err
 	}
 	defer admin.Close()
-	_, _, err = admin.Empty(partitions)
-	return err
+	if _, _, err = admin.Empty(partitions); err != nil {
+		return err
+	}
+	// The pipeline phases keep only a short tail. kfake keeps the log in
+	// in-memory segment files until retention drops whole segments; with
+	// the pre-fill's retention its heap grew by the 1–1.7 GB the pipeline
+	// phases produce. Every fresh page of that growth is a page fault in
+	// kfake's one request goroutine, and on this VM page faults
+	// periodically ran at 100 % system time for 0.3–2 s: every produce and
+	// fetch waited, and the latency phase's p99 read 0.3–1.2 s in about
+	// half the runs. Measured in DESIGN.md (decision 37).
+	return admin.SetRetention(pipelineRetention)
 }
+
+// pipelineRetention is retention.bytes per partition in the saturation and
+// latency phases: 16 MiB is over 3 s of the latency rate per partition,
+// while the closed loop keeps at most 4 MiB unread in all. A message
+// dropped by it before it was pulled would show as "received < sent" in
+// the latency result.
+const pipelineRetention = 16 << 20
 
 func (k *kafkaBackend) prefill(ctx context.Context, topic string, n, size int) error {
 	return prefill(ctx, k.brokers, topic, n, size)

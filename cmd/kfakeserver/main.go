@@ -9,11 +9,15 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -37,6 +41,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	dataDir := fs.String("data-dir", "", "persist topics and offsets here (synchronous writes); empty = in memory only")
 	partitions := fs.Int("partitions", 4, "partitions of seeded and auto-created topics")
 	seed := fs.String("seed-topics", "", "comma-separated topics to create at start")
+	pprofAddr := fs.String("pprof", os.Getenv("KFAKESERVER_PPROF"), "serve net/http/pprof on this address (default $KFAKESERVER_PPROF; empty = off), for profiling the broker in benchmarks")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "kfakeserver: a Kafka-protocol %s.\nTopics are auto-created on first use.\n\nUsage:\n", warning)
 		fs.PrintDefaults()
@@ -67,6 +72,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 
 	log.Print(warning)
+	if *pprofAddr != "" {
+		ln, err := net.Listen("tcp", *pprofAddr)
+		if err != nil {
+			return fmt.Errorf("-pprof: %w", err)
+		}
+		srv := &http.Server{Handler: http.DefaultServeMux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		log.Printf("pprof on http://%s/debug/pprof/", ln.Addr())
+	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		return err

@@ -400,12 +400,28 @@ func (b *BrokerAdmin) CreateTopic(partitions int, retentionBytes int64) error {
 	// Retention drops whole segments only (kfake keeps even its in-memory
 	// "files" until a segment is removed), so segments must be small
 	// next to retention.bytes: 1 MiB instead of the default 100 MiB.
-	ret := strconv.FormatInt(retentionBytes, 10)
-	seg := strconv.FormatInt(min(retentionBytes, SegmentBytes), 10)
 	err := b.admin.CreateTopic(b.topic, &sarama.TopicDetail{NumPartitions: int32(partitions), ReplicationFactor: 1,
-		ConfigEntries: map[string]*string{"retention.bytes": &ret, "segment.bytes": &seg}}, false)
+		ConfigEntries: topicConfig(retentionBytes)}, false)
 	if err != nil {
 		return fmt.Errorf("create topic %q: %w", b.topic, err)
+	}
+	return nil
+}
+
+// topicConfig is the bench topic's configuration for retentionBytes per
+// partition.
+func topicConfig(retentionBytes int64) map[string]*string {
+	ret := strconv.FormatInt(retentionBytes, 10)
+	seg := strconv.FormatInt(min(retentionBytes, SegmentBytes), 10)
+	return map[string]*string{"retention.bytes": &ret, "segment.bytes": &seg}
+}
+
+// SetRetention changes the topic's retention.bytes per partition. An
+// AlterConfigs request replaces all of a topic's settings, so segment.bytes
+// is sent again, as CreateTopic sets it.
+func (b *BrokerAdmin) SetRetention(retentionBytes int64) error {
+	if err := b.admin.AlterConfig(sarama.TopicResource, b.topic, topicConfig(retentionBytes), false); err != nil {
+		return fmt.Errorf("topic %q retention.bytes: %w", b.topic, err)
 	}
 	return nil
 }

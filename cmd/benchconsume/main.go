@@ -84,6 +84,7 @@ var logf = bu.Logf
 type options struct {
 	duration, warmup time.Duration
 	prefill          int
+	fetchThreads     int
 	size             int
 	partitions       int
 	topic            string
@@ -108,6 +109,7 @@ func realMain() int {
 	var o options
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "maximum measured time per throughput phase (from its first message), and the latency phase's measured time")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up of the latency phase")
+	flag.IntVar(&o.fetchThreads, "fetch-threads", 1, "fetchThreads of the cproxy groups (Kafka: group members per cproxy)")
 	flag.IntVar(&o.prefill, "prefill", 1000000, "messages pre-filled before the throughput phases")
 	flag.IntVar(&o.size, "size", 1024, "message body bytes")
 	flag.IntVar(&o.partitions, "partitions", 16, "partitions of the bench topic")
@@ -163,12 +165,12 @@ func cproxyNode(be mqBackend, instance string, port int, groups []string) []byte
 	})
 }
 
-func groupNode(cluster, name, topic, instance string, batch int) []byte {
+func groupNode(cluster, name, topic, instance string, batch, fetchThreads int) []byte {
 	return bu.MustJSON(map[string]any{"group": name, "asyncThreads": 4, "topics": []any{map[string]any{
 		"brokerCluster": cluster, "proxies": map[string][]string{instanceCluster: {instance}},
 		"enabled": true, "topic": topic, "actions": []string{"Async", "PullServer"},
 		"maxTps": 1000000.0, "totalMaxTps": 1000000.0, "concurrency": groupConcurrency, "timeout": 10000,
-		"maxRetry": 3, "retryIntervals": []int{50, 100}, "maxPullBatchSize": batch}}})
+		"maxRetry": 3, "retryIntervals": []int{50, 100}, "maxPullBatchSize": batch, "fetchThreads": fetchThreads}}})
 }
 
 func groupName(c int) string { return fmt.Sprintf("bench-cproxy-%d", c) }
@@ -216,7 +218,7 @@ func up(ctx context.Context, o *options, cl *bu.Cleanups, tmp string) (*stack, e
 	}
 	nodes := map[string][]byte{"/cproxy/" + s.addr: cproxyNode(s.be, s.addr, ports[2], groups)}
 	for _, g := range groups {
-		nodes["/group/"+g] = groupNode(s.be.cluster(), g, o.topic, s.addr, o.batch)
+		nodes["/group/"+g] = groupNode(s.be.cluster(), g, o.topic, s.addr, o.batch, o.fetchThreads)
 	}
 	if err := bu.SeedZK(zkAddr, bu.ZKChroot, nodes); err != nil {
 		return nil, fmt.Errorf("seeding ZooKeeper: %w", err)

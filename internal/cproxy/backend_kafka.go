@@ -49,13 +49,38 @@ func (b *kafkaBackend) GroupConsumer(u *config.UnitView) (mq.GroupConsumer, erro
 	if len(brokers) == 0 {
 		return nil, errors.New("cproxy: no bootstrap.servers for cluster " + u.Key.Cluster)
 	}
-	return kafka.NewGroupConsumer(kafka.ConsumerOptions{
+	opts := kafka.ConsumerOptions{
 		Cluster: u.Key.Cluster, Brokers: brokers, Group: u.Key.Group, Topics: u.Topics(),
 		InitialOffset:  u.Kafka.InitialOffset(),
 		SessionTimeout: b.timings.SessionTimeout, HeartbeatInterval: b.timings.HeartbeatInterval,
 		RebalanceTimeout: b.timings.RebalanceTimeout, CommitInterval: b.timings.CommitInterval,
 		FetchMaxWait: b.timings.FetchMaxWait,
-	}, b.log.Named("kafka"))
+	}
+	n := kafkaMembers(u)
+	ms := make(mq.Members, n)
+	for i := range ms {
+		gc, err := kafka.NewGroupConsumer(opts, b.log.Named("kafka"))
+		if err != nil {
+			return nil, err
+		}
+		ms[i] = gc
+	}
+	return ms, nil
+}
+
+// maxKafkaMembers caps the group members one cproxy runs for a unit.
+const maxKafkaMembers = 16
+
+// kafkaMembers is the number of group members cproxy runs for a Kafka unit:
+// the largest fetchThreads of its topics (DDMQ: consumer streams per
+// topic), at most maxKafkaMembers. Each member fetches its share of the
+// partitions on its own connection (mq.Members).
+func kafkaMembers(u *config.UnitView) int {
+	n := 1
+	for _, s := range u.Subscriptions {
+		n = max(n, s.Config.FetchThreads)
+	}
+	return min(n, maxKafkaMembers)
 }
 
 // perCluster returns m[cluster], building it with build on first use; ok

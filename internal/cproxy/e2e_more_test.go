@@ -282,3 +282,4 @@ func TestZooKeeperOutage(t *testing.T) {
 		}
 	}
 }
+

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/ddmq-go/carrera/internal/testenv"
 )
@@ -39,5 +40,54 @@ func TestE2EAutoOffsetResetEarliest(t *testing.T) {
 		if body := fmt.Sprintf("before-%d", i); seen[body] != 1 {
 			t.Fatalf("%s delivered %d times, want 1 (seen %v)", body, seen[body], seen)
 		}
+	}
+}
+
+// TestE2EFetchThreadsRunsMembers: a Kafka unit with fetchThreads 2 joins
+// the broker group as two members of this instance, which split the
+// partitions between them; every message is delivered once and every
+// partition's offset committed to its high watermark.
+func TestE2EFetchThreadsRunsMembers(t *testing.T) {
+	const group, topic, n = "cg_members", "spread", 80
+	s := &stack{zk: testenv.StartZooKeeper(t), kafka: startKafka(t)}
+	s.kafka.CreateTopic(topic, 4)
+	produce(t, s.kafka, topic, n, "m")
+
+	var node map[string]any
+	if err := json.Unmarshal(cproxyNode(s.kafka.Addrs(), []string{group}), &node); err != nil {
+		t.Fatal(err)
+	}
+	kc := node["kafkaConfigs"].(map[string]any)["K_e2e"].(map[string]any)
+	kc["extra"].(map[string]any)["auto.offset.reset"] = "earliest"
+	b, err := json.Marshal(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.SeedZK(t, s.zk.Addr, chroot, map[string][]byte{
+		"/cproxy/" + instance: b,
+		"/group/" + group:     groupJSON(group, topic, map[string]any{"fetchThreads": 2}),
+	})
+	s.addr, s.stop = startInProc(t, s.zk, 9713)
+	c := dial(t, s.addr)
+
+	seen := pullAll(t, c, group, n, false)
+	for i := range n {
+		if body := fmt.Sprintf("m-%d", i); seen[body] != 1 {
+			t.Fatalf("%s delivered %d times, want 1", body, seen[body])
+		}
+	}
+	if state, members := groupMembers(t, s.kafka, group); members != 2 {
+		t.Fatalf("broker group %s: state %q with %d members, want 2 (fetchThreads 2)", group, state, members)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ok, detail := statsCaughtUp(c, group, topic, 4)
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("committed offsets never reached the high watermarks: %s", detail)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -282,4 +282,3 @@ func TestZooKeeperOutage(t *testing.T) {
 		}
 	}
 }
-

@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -172,6 +173,10 @@ func (k *kafkaBackend) notes(o *options) []string {
 		"cproxy's Kafka consumer groups start at the newest offset, so they were joined (a probe pulled on every partition) before the pre-fill; " +
 			"the direct group starts from the oldest offset and also reads the probes (not counted).",
 		"Latency producer: sarama AsyncProducer (acks all, no linger).",
+		fmt.Sprintf("cproxy's groups have fetchThreads %d: cproxy runs that many members of each group, each with its own sarama client and fetch cycle "+
+			"(-fetch-threads; 1 is DDMQ's default). The direct consumer is one member.", o.fetchThreads),
+		"Pipeline phases (saturation, latency): the topic keeps a 16 MiB tail per partition; kfake's in-memory log otherwise grows its heap " +
+			"by every byte produced, and the page faults of that growth stalled its single request goroutine for 0.3–2 s (DESIGN.md 37).",
 		"RSS bound per group: min(MaxBufferedBytes 64 MiB, 3 × concurrency × size) + partitions × (2 × 1 MiB fetch + converted messages " +
 			"(min(1024 messages, 1 MiB + one message): mq.ClaimBuffer, mq.ClaimBufferBytes) + 64 messages read by the claim reader). " +
 			"Two fetch responses: sarama reads the next response while the partitions' buffered messages (256 each, windows into the previous one) keep that alive.",

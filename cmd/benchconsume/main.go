@@ -109,7 +109,7 @@ func realMain() int {
 	var o options
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "maximum measured time per throughput phase (from its first message), and the latency phase's measured time")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up of the latency phase")
-	flag.IntVar(&o.fetchThreads, "fetch-threads", 1, "fetchThreads of the cproxy groups (Kafka: group members per cproxy)")
+	flag.IntVar(&o.fetchThreads, "fetch-threads", 2, "fetchThreads of the cproxy groups (Kafka: group members per cproxy, each with its own fetch cycle)")
 	flag.IntVar(&o.prefill, "prefill", 1000000, "messages pre-filled before the throughput phases")
 	flag.IntVar(&o.size, "size", 1024, "message body bytes")
 	flag.IntVar(&o.partitions, "partitions", 16, "partitions of the bench topic")

@@ -2,7 +2,6 @@ package pproxy
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"go.uber.org/zap"
@@ -30,9 +29,14 @@ type groupKey struct {
 
 type batchGroup struct {
 	p     mq.Producer
+	lease *Lease
 	recs  []*mq.Record
-	sels  []mq.Selector // each record's selector, to resolve it again on a replacement producer
-	start int           // index of the group's first record in the send order
+}
+
+// leased is a producer taken from the registry for one batch.
+type leased struct {
+	p     mq.Producer
+	lease *Lease
 }
 
 // SendBatchSync implements ProducerService.sendBatchSync (behaviour.md
@@ -85,6 +89,14 @@ func (h *Handler) sendBatch(ctx context.Context, snap *config.PProxySnapshot, ms
 	var order []groupKey
 	groups := map[groupKey]*batchGroup{}
 	randomTarget := map[[2]string]mq.Target{} // (cluster, topic) → shared random target
+	// One producer per cluster for the whole batch, leased until every
+	// record is answered (a hot reload closes it only after that).
+	taken := map[string]leased{}
+	defer func() {
+		for _, l := range taken {
+			l.lease.Release()
+		}
+	}()
 	lim := h.limiter.Load()
 	for i, m := range msgs {
 		tv, ok := snap.Topics[m.Topic]
@@ -97,10 +109,15 @@ func (h *Handler) sendBatch(ctx context.Context, snap *config.PProxySnapshot, ms
 			}
 		}
 		cluster := chooseCluster(tv.Clusters, m)
-		p := h.producers.Get(cluster)
-		if p == nil {
-			return FailNoProducerForCluster
+		l, ok := taken[cluster]
+		if !ok {
+			l.p, l.lease = h.producers.Acquire(cluster)
+			if l.p == nil {
+				return FailNoProducerForCluster
+			}
+			taken[cluster] = l
 		}
+		p := l.p
 		var target mq.Target
 		var err error
 		if m.PartitionId < -1 {
@@ -113,16 +130,6 @@ func (h *Handler) sendBatch(ctx context.Context, snap *config.PProxySnapshot, ms
 			target = t
 		} else {
 			target, err = p.Resolve(ctx, m.Topic, mq.Selector{PartitionID: m.PartitionId, HashID: m.HashId})
-		}
-		if errors.Is(err, mq.ErrClosed) {
-			// Replaced by a hot reload since Get (DESIGN 36).
-			if q := h.producers.Get(cluster); q != nil && q != p {
-				p = q
-				target, err = p.Resolve(ctx, m.Topic, mq.Selector{PartitionID: m.PartitionId, HashID: m.HashId})
-				if err == nil && m.PartitionId < -1 {
-					randomTarget[[2]string{cluster, m.Topic}] = target
-				}
-			}
 		}
 		if err != nil {
 			return h.outcome(m, err)
@@ -139,13 +146,12 @@ func (h *Handler) sendBatch(ctx context.Context, snap *config.PProxySnapshot, ms
 		k := groupKey{cluster: cluster, topic: m.Topic, target: target.Partition}
 		g, ok := groups[k]
 		if !ok {
-			g = &batchGroup{p: p}
+			g = &batchGroup{p: p, lease: l.lease}
 			groups[k] = g
 			order = append(order, k)
 		}
 		g.recs = append(g.recs, &mq.Record{Topic: m.Topic, Target: target, Key: m.Key, Tags: m.Tags,
 			Body: bodies[i], Properties: m.Properties})
-		g.sels = append(g.sels, mq.Selector{PartitionID: m.PartitionId, HashID: m.HashId})
 	}
 
 	// Each group's records are handed to its producer in request order;
@@ -167,19 +173,18 @@ func (h *Handler) sendBatch(ctx context.Context, snap *config.PProxySnapshot, ms
 	idx, expected := 0, 0
 	for _, k := range order {
 		g := groups[k]
-		g.start = idx
 		if bp, ok := g.p.(batchProducer); ok {
 			i := idx
 			idx += len(g.recs)
 			expected++
-			bp.ProduceBatch(ctx, g.recs, func(err error) { results <- outcome{i, err} })
+			bp.ProduceBatch(ctx, g.recs, g.lease.Track(func(err error) { results <- outcome{i, err} }))
 			continue
 		}
 		for _, rec := range g.recs {
 			i := idx
 			idx++
 			expected++
-			g.p.Produce(ctx, rec, func(err error) { results <- outcome{i, err} })
+			g.p.Produce(ctx, rec, g.lease.Track(func(err error) { results <- outcome{i, err} }))
 		}
 	}
 	errs := make([]error, total)
@@ -192,67 +197,12 @@ func (h *Handler) sendBatch(ctx context.Context, snap *config.PProxySnapshot, ms
 			return FailTimeout
 		}
 	}
-	if code, ok := h.resendReplaced(ctx, order, groups, errs); !ok {
-		return code
-	}
 	for _, err := range errs {
 		if err != nil {
 			return h.outcome(msgs[0], err)
 		}
 	}
 	return OK
-}
-
-// resendReplaced sends once more the records that a producer refused as
-// closed because a hot reload replaced it during the batch (DESIGN 36),
-// each on the replacement, in batch order, and stores their new outcomes in
-// errs. ok is false (with FailTimeout) when the batch timeout ends first.
-func (h *Handler) resendReplaced(ctx context.Context, order []groupKey, groups map[groupKey]*batchGroup, errs []error) (Code, bool) {
-	type outcome struct {
-		idx int
-		err error
-	}
-	results := make(chan outcome, len(errs))
-	pending := 0
-	for _, k := range order {
-		g := groups[k]
-		q := h.producers.Get(k.cluster)
-		if q == nil || q == g.p {
-			continue
-		}
-		// A batch producer reports one outcome for its whole group, at the
-		// group's first index; a refusal there covers every record of it
-		// (some may have been stored before the close: sent twice, not lost).
-		_, whole := g.p.(batchProducer)
-		groupRefused := errors.Is(errs[g.start], mq.ErrClosed)
-		for j, rec := range g.recs {
-			i := g.start + j
-			if whole && !groupRefused || !whole && !errors.Is(errs[i], mq.ErrClosed) {
-				continue
-			}
-			if whole && j > 0 {
-				errs[i] = errs[g.start] // stands unless the resend below answers
-			}
-			t, err := q.Resolve(ctx, rec.Topic, g.sels[j])
-			if err != nil {
-				continue // the refusal stands
-			}
-			again := *rec
-			again.Target = t
-			pending++
-			q.Produce(ctx, &again, func(err error) { results <- outcome{i, err} })
-		}
-	}
-	for range pending {
-		select {
-		case o := <-results:
-			errs[o.idx] = o.err
-		case <-ctx.Done():
-			h.log.Warn("batch send failed", zap.Int("messages", len(errs)), zap.String("reason", "timeout"))
-			return FailTimeout, false
-		}
-	}
-	return OK, true
 }
 
 // SendDelaySync implements ProducerService.sendDelaySync.

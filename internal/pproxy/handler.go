@@ -10,7 +10,6 @@ package pproxy
 
 import (
 	"context"
-	"errors"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -35,9 +34,10 @@ const (
 	batchTimeout   = 5 * time.Second       // backend timeout of a sendBatchSync
 )
 
-// ProducerSet gives the current producer of a broker cluster (nil if none).
+// ProducerSet gives the current producer of a broker cluster (nil if none)
+// with a lease on it (Registry; a nil lease for producers never replaced).
 type ProducerSet interface {
-	Get(cluster string) mq.Producer
+	Acquire(cluster string) (mq.Producer, *Lease)
 }
 
 // Handler implements producer.ProducerService.
@@ -216,32 +216,23 @@ func (h *Handler) deliver(ctx context.Context, m *producer.Message, rec *mq.Reco
 	sel := mq.Selector{PartitionID: m.PartitionId, HashID: m.HashId}
 	done := make(chan error, 2)
 
-	p, tv, target, limiterRetried, code := h.admit(ctx, m, sel, limiterTimeout, timerC, limitKey)
+	a, code := h.admit(ctx, m, sel, limiterTimeout, timerC, limitKey)
 	if code != OK {
 		return code
 	}
+	// The lease keeps p open until the request and its records are done,
+	// even if a hot reload replaces it meanwhile (DESIGN 36).
+	p, lease, tv, target := a.p, a.lease, a.tv, a.target
+	defer lease.Release()
 	rec.Target = target
-	produceFirst(ctx, p, tv, rec, func(err error) { done <- err })
+	produceFirst(ctx, p, tv, rec, lease.Track(func(err error) { done <- err }))
 
-	for replacedOnce := false; ; replacedOnce = true {
-		select {
-		case err := <-done:
-			// A hot reload can replace and close the cluster's producer
-			// between admit and the send; the closed producer refuses the
-			// record. Send it once more on the producer that replaced it.
-			if !replacedOnce && errors.Is(err, mq.ErrClosed) {
-				if q, t, ok := h.replacement(ctx, m, tv, p, sel); ok {
-					p, target, rec.Target = q, t, t
-					produceFirst(ctx, p, tv, rec, func(err error) { done <- err })
-					continue
-				}
-			}
-			return h.outcome(m, err)
-		case <-timerC:
-		}
-		break
+	select {
+	case err := <-done:
+		return h.outcome(m, err)
+	case <-timerC:
 	}
-	if !sync || tv.Config.StrongOrder || limiterRetried {
+	if !sync || tv.Config.StrongOrder || a.limiterRetried {
 		h.log.Warn("send failed", zap.String("topic", m.Topic), zap.String("reason", "proxy-side timeout"))
 		return FailTimeout
 	}
@@ -254,7 +245,7 @@ func (h *Handler) deliver(ctx context.Context, m *producer.Message, rec *mq.Reco
 	if t2, err := p.Resolve(ctx, m.Topic, sel); err == nil {
 		rec2 := *rec
 		rec2.Target = t2
-		p.Produce(ctx, &rec2, func(err error) { done <- err })
+		p.Produce(ctx, &rec2, lease.Track(func(err error) { done <- err }))
 	}
 	select {
 	case err := <-done:
@@ -263,22 +254,6 @@ func (h *Handler) deliver(ctx context.Context, m *producer.Message, rec *mq.Reco
 		h.log.Warn("send failed", zap.String("topic", m.Topic), zap.String("reason", "proxy-side timeout after retry"))
 		return FailTimeout
 	}
-}
-
-// replacement returns the producer that now serves m's cluster, with m's
-// target on it, when it is not p (a hot reload replaced p after admit).
-// The records p refused as closed were never sent, except those still in
-// flight when its close timed out (a possible duplicate, never a loss).
-func (h *Handler) replacement(ctx context.Context, m *producer.Message, tv *config.TopicView, p mq.Producer, sel mq.Selector) (mq.Producer, mq.Target, bool) {
-	q := h.producers.Get(chooseCluster(tv.Clusters, m))
-	if q == nil || q == p {
-		return nil, mq.Target{}, false
-	}
-	t, err := q.Resolve(ctx, m.Topic, sel)
-	if err != nil {
-		return nil, mq.Target{}, false
-	}
-	return q, t, true
 }
 
 // autoBatchProducer is implemented by producers that can coalesce single
@@ -351,20 +326,31 @@ func limiterRetryDelay(interval, timeoutMs int64) time.Duration {
 	return time.Duration(min(d, 100)) * time.Millisecond
 }
 
+// admission is what admit found for a message: the cluster's producer with
+// a lease the caller releases, the topic, the resolved target, and whether
+// the one limiter retry was used.
+type admission struct {
+	p              mq.Producer
+	lease          *Lease
+	tv             *config.TopicView
+	target         mq.Target
+	limiterRetried bool
+}
+
 // admit runs §1.3 steps 4–7 (resolution, delay check, limiter with its one
 // retry, producer lookup) and resolves the target. It re-reads the snapshot
 // on the limiter retry so a hot reload in between is honoured.
-func (h *Handler) admit(ctx context.Context, m *producer.Message, sel mq.Selector, timeoutMs int64, timerC <-chan time.Time, limitKey string) (mq.Producer, *config.TopicView, mq.Target, bool, Code) {
+func (h *Handler) admit(ctx context.Context, m *producer.Message, sel mq.Selector, timeoutMs int64, timerC <-chan time.Time, limitKey string) (admission, Code) {
 	limiterRetried := false
 	for {
 		snap := h.snap.Load()
 		tv, ok := snap.Topics[m.Topic]
 		if !ok {
-			return nil, nil, mq.Target{}, limiterRetried, FailTopicNotAllowed
+			return admission{limiterRetried: limiterRetried}, FailTopicNotAllowed
 		}
 		if tv.Config.DelayTopic && limitKey == "" {
 			if _, ok := m.Properties[fromChronosKey]; !ok {
-				return nil, nil, mq.Target{}, limiterRetried, FailTopicIsDelay
+				return admission{limiterRetried: limiterRetried}, FailTopicIsDelay
 			}
 		}
 		if lim := h.limiter.Load(); lim != nil {
@@ -379,10 +365,10 @@ func (h *Handler) admit(ctx context.Context, m *producer.Message, sel mq.Selecto
 				h.m.limiterReject.WithLabelValues(tv.Name).Inc()
 				delay := limiterRetryDelay(tv.Config.LimiterFailureRetryInterval, timeoutMs)
 				if limiterRetried || delay <= 0 {
-					return nil, nil, mq.Target{}, limiterRetried, FailRefusedByRateLimiter
+					return admission{limiterRetried: limiterRetried}, FailRefusedByRateLimiter
 				}
 				if !h.waitLimiterRetry(snap, delay, timerC) {
-					return nil, nil, mq.Target{}, limiterRetried, FailRefusedByRateLimiter
+					return admission{limiterRetried: limiterRetried}, FailRefusedByRateLimiter
 				}
 				h.m.limiterRetry.WithLabelValues(tv.Name).Inc()
 				limiterRetried = true
@@ -390,24 +376,18 @@ func (h *Handler) admit(ctx context.Context, m *producer.Message, sel mq.Selecto
 			}
 		}
 		cluster := chooseCluster(tv.Clusters, m)
-		p := h.producers.Get(cluster)
+		p, lease := h.producers.Acquire(cluster)
 		if p == nil {
-			return nil, nil, mq.Target{}, limiterRetried, FailNoProducerForCluster
+			return admission{limiterRetried: limiterRetried}, FailNoProducerForCluster
 		}
 		// Resolve answers from cached metadata; a refresh is bounded by
 		// the adapter's metadata timeout.
 		target, err := p.Resolve(ctx, m.Topic, sel)
-		if errors.Is(err, mq.ErrClosed) {
-			// Replaced by a hot reload since Get (DESIGN 36).
-			if q := h.producers.Get(cluster); q != nil && q != p {
-				p = q
-				target, err = p.Resolve(ctx, m.Topic, sel)
-			}
-		}
 		if err != nil {
-			return nil, nil, mq.Target{}, limiterRetried, h.outcome(m, err)
+			lease.Release()
+			return admission{limiterRetried: limiterRetried}, h.outcome(m, err)
 		}
-		return p, tv, target, limiterRetried, OK
+		return admission{p: p, lease: lease, tv: tv, target: target, limiterRetried: limiterRetried}, OK
 	}
 }
 

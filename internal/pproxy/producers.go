@@ -25,11 +25,63 @@ type ClusterSpec struct {
 type producerEntry struct {
 	fingerprint string
 	p           mq.Producer
+	lease       *Lease
 }
 
-// Registry owns the producers of all broker clusters. Get is lock-free;
-// Apply and Close are serialised by mu. Replaced producers are closed in the
-// background (their in-flight records complete first); Close waits for them.
+// Lease keeps a producer from being closed by a hot reload: the registry
+// closes a replaced producer only once its own reference and every lease
+// reference are released. A request holds one from Acquire until it
+// answers, and every record it hands to the producer holds one until the
+// producer's callback (Track), so a record is never refused because a
+// reload replaced its producer mid-send. The nil Lease is valid and does
+// nothing (producers that are never replaced).
+type Lease struct {
+	refs   atomic.Int64 // the registry's while current, requests', records in flight
+	onIdle func()       // set before the registry drops its reference
+}
+
+func newLease() *Lease {
+	l := &Lease{}
+	l.refs.Store(1)
+	return l
+}
+
+// acquire takes a reference unless the count already reached 0 (retired
+// and idle: the caller reloads the current map, which no longer holds it).
+func (l *Lease) acquire() bool {
+	for n := l.refs.Load(); n > 0; n = l.refs.Load() {
+		if l.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+	return false
+}
+
+// Release drops one reference; the last one of a retired producer starts
+// its close.
+func (l *Lease) Release() {
+	if l != nil && l.refs.Add(-1) == 0 {
+		l.onIdle()
+	}
+}
+
+// Track returns done wrapped to hold a reference until it is called: pass
+// it as the callback of a record handed to the leased producer.
+func (l *Lease) Track(done func(error)) func(error) {
+	if l == nil {
+		return done
+	}
+	l.refs.Add(1)
+	return func(err error) {
+		done(err)
+		l.Release()
+	}
+}
+
+// Registry owns the producers of all broker clusters. Acquire is lock-free;
+// Apply and Close are serialised by mu. A replaced producer is closed in
+// the background once no lease holds it (its in-flight records complete
+// first); Close waits for those closes.
 type Registry struct {
 	log *zap.Logger
 
@@ -37,7 +89,7 @@ type Registry struct {
 
 	mu       sync.Mutex
 	specs    map[string]ClusterSpec // last applied, for the rebuild loop
-	closing  sync.WaitGroup         // background closes of replaced producers
+	closing  sync.WaitGroup         // replaced producers not closed yet
 	closed   bool
 	closeTmo time.Duration
 }
@@ -50,12 +102,35 @@ func NewRegistry(log *zap.Logger) *Registry {
 	return r
 }
 
-// Get returns the producer of cluster or nil.
-func (r *Registry) Get(cluster string) mq.Producer {
-	if e, ok := (*r.cur.Load())[cluster]; ok {
-		return e.p
+// Acquire returns the producer of cluster (nil if none) and a lease on it;
+// the caller releases the lease when it no longer uses the producer.
+func (r *Registry) Acquire(cluster string) (mq.Producer, *Lease) {
+	for {
+		e, ok := (*r.cur.Load())[cluster]
+		if !ok {
+			return nil, nil
+		}
+		if e.lease.acquire() {
+			return e.p, e.lease
+		}
 	}
-	return nil
+}
+
+// retire closes e's producer once its lease is idle, bounded by timeout
+// from then. The caller has removed e from the current map.
+func (r *Registry) retire(e producerEntry, timeout time.Duration) {
+	r.closing.Add(1)
+	e.lease.onIdle = func() {
+		go func() {
+			defer r.closing.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			if err := e.p.Close(ctx); err != nil {
+				r.log.Warn("closing replaced producer", zap.Error(err))
+			}
+		}()
+	}
+	e.lease.Release()
 }
 
 // Apply makes the registry match specs: new or changed clusters get a new
@@ -71,7 +146,7 @@ func (r *Registry) Apply(ctx context.Context, specs map[string]ClusterSpec) int 
 	r.specs = specs
 	old := *r.cur.Load()
 	next := make(map[string]producerEntry, len(specs))
-	var retired []mq.Producer
+	var retired []producerEntry
 	failed := 0
 	for name, spec := range specs {
 		if e, ok := old[name]; ok && e.fingerprint == spec.Fingerprint {
@@ -88,28 +163,20 @@ func (r *Registry) Apply(ctx context.Context, specs map[string]ClusterSpec) int 
 			continue
 		}
 		r.log.Info("producer ready", zap.String("cluster", name))
-		next[name] = producerEntry{fingerprint: spec.Fingerprint, p: p}
+		next[name] = producerEntry{fingerprint: spec.Fingerprint, p: p, lease: newLease()}
 		if e, ok := old[name]; ok {
-			retired = append(retired, e.p)
+			retired = append(retired, e)
 		}
 	}
 	for name, e := range old {
 		if _, ok := specs[name]; !ok {
 			r.log.Info("closing producer of removed cluster", zap.String("cluster", name))
-			retired = append(retired, e.p)
+			retired = append(retired, e)
 		}
 	}
 	r.cur.Store(&next)
-	for _, p := range retired {
-		r.closing.Add(1)
-		go func() {
-			defer r.closing.Done()
-			cctx, cancel := context.WithTimeout(context.Background(), r.closeTmo)
-			defer cancel()
-			if err := p.Close(cctx); err != nil {
-				r.log.Warn("closing replaced producer", zap.Error(err))
-			}
-		}()
+	for _, e := range retired {
+		r.retire(e, r.closeTmo)
 	}
 	return failed
 }
@@ -146,8 +213,9 @@ func (r *Registry) Run(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// Close closes every producer (flushing, bounded by ctx) and waits for
-// background closes. Idempotent.
+// Close closes every producer once the requests using it are done
+// (flushing, each close bounded by ctx) and waits for all closes, at most
+// until ctx ends. Idempotent.
 func (r *Registry) Close(ctx context.Context) {
 	r.mu.Lock()
 	if r.closed {
@@ -159,16 +227,21 @@ func (r *Registry) Close(ctx context.Context) {
 	empty := map[string]producerEntry{}
 	r.cur.Store(&empty)
 	r.mu.Unlock()
-	var wg sync.WaitGroup
-	for name, e := range cur {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := e.p.Close(ctx); err != nil {
-				r.log.Warn("closing producer", zap.String("cluster", name), zap.Error(err))
-			}
-		}()
+	timeout := r.closeTmo
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
 	}
-	wg.Wait()
-	r.closing.Wait()
+	for _, e := range cur {
+		r.retire(e, timeout)
+	}
+	done := make(chan struct{})
+	go func() {
+		r.closing.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		r.log.Warn("producers still in use when the shutdown deadline passed")
+	}
 }

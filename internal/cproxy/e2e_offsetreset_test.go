@@ -19,21 +19,7 @@ func TestE2EAutoOffsetResetEarliest(t *testing.T) {
 	s.kafka.CreateTopic("early", 4)
 	produce(t, s.kafka, "early", 12, "before")
 
-	var node map[string]any
-	if err := json.Unmarshal(cproxyNode(s.kafka.Addrs(), []string{"cg_early"}), &node); err != nil {
-		t.Fatal(err)
-	}
-	kc := node["kafkaConfigs"].(map[string]any)["K_e2e"].(map[string]any)
-	kc["extra"].(map[string]any)["auto.offset.reset"] = "earliest"
-	b, err := json.Marshal(node)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testenv.SeedZK(t, s.zk.Addr, chroot, map[string][]byte{
-		"/cproxy/" + instance: b,
-		"/group/cg_early":     groupJSON("cg_early", "early", nil),
-	})
-	s.addr, s.stop = startInProc(t, s.zk, 9713)
+	startEarliest(t, s, "cg_early", groupJSON("cg_early", "early", nil))
 
 	seen := pullAll(t, dial(t, s.addr), "cg_early", 12, false)
 	for i := range 12 {
@@ -53,21 +39,7 @@ func TestE2EFetchThreadsRunsMembers(t *testing.T) {
 	s.kafka.CreateTopic(topic, 4)
 	produce(t, s.kafka, topic, n, "m")
 
-	var node map[string]any
-	if err := json.Unmarshal(cproxyNode(s.kafka.Addrs(), []string{group}), &node); err != nil {
-		t.Fatal(err)
-	}
-	kc := node["kafkaConfigs"].(map[string]any)["K_e2e"].(map[string]any)
-	kc["extra"].(map[string]any)["auto.offset.reset"] = "earliest"
-	b, err := json.Marshal(node)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testenv.SeedZK(t, s.zk.Addr, chroot, map[string][]byte{
-		"/cproxy/" + instance: b,
-		"/group/" + group:     groupJSON(group, topic, map[string]any{"fetchThreads": 2}),
-	})
-	s.addr, s.stop = startInProc(t, s.zk, 9713)
+	startEarliest(t, s, group, groupJSON(group, topic, map[string]any{"fetchThreads": 2}))
 	c := dial(t, s.addr)
 
 	seen := pullAll(t, c, group, n, false)
@@ -90,4 +62,26 @@ func TestE2EFetchThreadsRunsMembers(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// startEarliest seeds the /cproxy node, with auto.offset.reset=earliest on
+// the Kafka cluster, and group's node, then starts an in-process cproxy
+// into s.
+func startEarliest(t *testing.T, s *stack, group string, groupNode []byte) {
+	t.Helper()
+	var node map[string]any
+	if err := json.Unmarshal(cproxyNode(s.kafka.Addrs(), []string{group}), &node); err != nil {
+		t.Fatal(err)
+	}
+	kc := node["kafkaConfigs"].(map[string]any)["K_e2e"].(map[string]any)
+	kc["extra"].(map[string]any)["auto.offset.reset"] = "earliest"
+	b, err := json.Marshal(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.SeedZK(t, s.zk.Addr, chroot, map[string][]byte{
+		"/cproxy/" + instance: b,
+		"/group/" + group:     groupNode,
+	})
+	s.addr, s.stop = startInProc(t, s.zk, 9713)
 }

@@ -50,7 +50,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -262,12 +261,7 @@ type phase struct {
 }
 
 type report struct {
-	Backend      string             `json:"backend"`
-	Started      time.Time          `json:"started"`
-	GoVersion    string             `json:"goVersion"`
-	CPUs         int                `json:"cpus"`
-	MessageBytes int                `json:"messageBytes"`
-	Partitions   int                `json:"partitions"`
+	bu.RunInfo
 	Prefill      int                `json:"prefill"`
 	PrefillSecs  float64            `json:"prefillSeconds"`
 	Batch        int                `json:"batch"`
@@ -351,8 +345,8 @@ func bench(ctx context.Context, o *options, cl *bu.Cleanups) (*report, error) {
 		}
 		return nil
 	}
-	rep := &report{Backend: o.backend, Started: time.Now().UTC(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
-		MessageBytes: o.size, Partitions: o.partitions, Prefill: o.prefill, Batch: o.batch, Ratios: map[string]float64{}}
+	rep := &report{RunInfo: bu.NewRunInfo(o.backend, o.size, o.partitions), Prefill: o.prefill, Batch: o.batch,
+		Ratios: map[string]float64{}}
 
 	// Peak RSS sampler (VmHWM is read at the end too).
 	var rssMu sync.Mutex

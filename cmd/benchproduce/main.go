@@ -356,8 +356,7 @@ func bench(ctx context.Context, o *options, cl *bu.Cleanups) (*report, error) {
 	_, _ = rand.Read(body) // incompressible (no compression is configured anyway)
 
 	rep := &report{
-		Started: time.Now().UTC(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
-		MessageBytes: o.size, Partitions: o.partitions, Warmup: o.warmup.String(), Duration: o.duration.String(),
+		RunInfo: bu.NewRunInfo(o.backend, o.size, o.partitions), Warmup: o.warmup.String(), Duration: o.duration.String(),
 		BrokerPersist: o.brokerPersist, LoadAvgAtStart: bu.LoadAvg(),
 	}
 	var specs []phaseSpec
@@ -369,7 +368,6 @@ func bench(ctx context.Context, o *options, cl *bu.Cleanups) (*report, error) {
 	} else {
 		specs = kafkaSpecs(o, s, body)
 	}
-	rep.Backend = o.backend
 
 	ran := 0
 	for i := range specs {

@@ -136,12 +136,7 @@ type comparison struct {
 }
 
 type report struct {
-	Backend          string        `json:"backend"`
-	Started          time.Time     `json:"started"`
-	GoVersion        string        `json:"goVersion"`
-	CPUs             int           `json:"cpus"`
-	MessageBytes     int           `json:"messageBytes"`
-	Partitions       int           `json:"partitions"`
+	bu.RunInfo
 	Warmup           string        `json:"warmup"`
 	Duration         string        `json:"duration"`
 	BrokerPersist    bool          `json:"brokerPersist"`

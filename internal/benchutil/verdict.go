@@ -3,6 +3,8 @@ package benchutil
 import (
 	"fmt"
 	"io"
+	"runtime"
+	"time"
 )
 
 // Verdict is one target of a benchmark and whether the run met it.
@@ -29,4 +31,20 @@ func PrintVerdicts(w io.Writer, vs []Verdict) {
 	} else {
 		fmt.Fprintf(w, "  => all %d targets met\n", len(vs))
 	}
+}
+
+// RunInfo heads every bench's JSON report: what ran, where, when.
+type RunInfo struct {
+	Backend      string    `json:"backend"`
+	Started      time.Time `json:"started"`
+	GoVersion    string    `json:"goVersion"`
+	CPUs         int       `json:"cpus"`
+	MessageBytes int       `json:"messageBytes"`
+	Partitions   int       `json:"partitions"`
+}
+
+// NewRunInfo describes a run starting now on this machine.
+func NewRunInfo(backend string, messageBytes, partitions int) RunInfo {
+	return RunInfo{Backend: backend, Started: time.Now().UTC(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
+		MessageBytes: messageBytes, Partitions: partitions}
 }

@@ -18,6 +18,8 @@ import (
 	"github.com/IBM/sarama"
 
 	bu "github.com/ddmq-go/carrera/internal/benchutil"
+	"github.com/ddmq-go/carrera/internal/cproxy/engine"
+	"github.com/ddmq-go/carrera/internal/mq"
 )
 
 // mqBackend is one broker technology.
@@ -164,7 +166,13 @@ func (k *kafkaBackend) sender(topic string) (msgSender, error) {
 }
 
 func (k *kafkaBackend) rssPerGroup(o *options) float64 {
-	return float64(min(maxBufferedBytes, 3*groupConcurrency*o.size) + o.partitions*(2*fetchBytes+claimBufBytes(o)+admitBatchMsgs*o.size))
+	response := o.partitions * fetchBytes // one fetch response of every partition
+	return float64(min(maxBufferedBytes, 3*groupConcurrency*o.size) + o.partitions*(2*fetchBytes+claimBufBytes(o)+admitBatchMsgs*o.size) +
+		// Responses kept alive by shared bodies: in the claim channels, those
+		// read within mq.ShareWindow of each member's traffic plus the one in
+		// progress; in the engine, those holding the last engine.ShareWindow
+		// of admitted bodies plus one.
+		o.fetchThreads*mq.ShareWindow + response + engine.ShareWindow + response)
 }
 
 func (k *kafkaBackend) notes(o *options) []string {
@@ -178,8 +186,11 @@ func (k *kafkaBackend) notes(o *options) []string {
 		"Pipeline phases (saturation, latency): the topic keeps a 16 MiB tail per partition; kfake's in-memory log otherwise grows its heap " +
 			"by every byte produced, and the page faults of that growth stalled its single request goroutine for 0.3–2 s (DESIGN.md 37).",
 		"RSS bound per group: min(MaxBufferedBytes 64 MiB, 3 × concurrency × size) + partitions × (2 × 1 MiB fetch + converted messages " +
-			"(min(1024 messages, 1 MiB + one message): mq.ClaimBuffer, mq.ClaimBufferBytes) + 64 messages read by the claim reader). " +
-			"Two fetch responses: sarama reads the next response while the partitions' buffered messages (256 each, windows into the previous one) keep that alive.",
+			"(min(1024 messages, 1 MiB + one message): mq.ClaimBuffer, mq.ClaimBufferBytes) + 64 messages read by the claim reader) + " +
+			"fetchThreads × 16 MiB (mq.ShareWindow) + 8 MiB (engine.ShareWindow) + 2 fetch responses of all partitions. " +
+			"Two fetch responses: sarama reads the next response while the partitions' buffered messages (256 each, windows into the previous one) keep that alive. " +
+			"Bodies are not copied out of sarama's responses (DESIGN.md 27): the windows in the claim channels reach back at most mq.ShareWindow of each member's " +
+			"traffic (else the member copies: \"bodies copied\" in the log), those the engine holds at most engine.ShareWindow of admissions (else it copies).",
 	}
 }
 

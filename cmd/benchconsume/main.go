@@ -48,6 +48,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -258,6 +259,10 @@ type phase struct {
 	BrokerCPU   float64 `json:"brokerCpuPct"`
 	BenchCPU    float64 `json:"benchCpuPct"`
 	CPUWindowMs float64 `json:"-"`
+	// SharedCopies counts the bodies cproxy's Kafka members of the phase's
+	// group copied out of sarama's fetch responses because a claim channel
+	// held a shared one too long (carrera_kafka_consumer_shared_copies_total).
+	SharedCopies float64 `json:"sharedCopies,omitempty"`
 }
 
 type report struct {
@@ -449,10 +454,11 @@ func bench(ctx context.Context, o *options, cl *bu.Cleanups) (*report, error) {
 		p := phase{Name: fmt.Sprintf("cproxy-%d", c), Path: "cproxy", Conns: c}
 		p.from(ct)
 		m.fill(&p)
+		p.SharedCopies = sharedCopies(s.adminAddr, groupName(c))
 		rep.Phases = append(rep.Phases, p)
 		proxied = append(proxied, p)
-		logf("  %d messages in %.2fs: %.0f msgs/s, pull p50 %.2f ms p99 %.2f ms", p.Messages, p.Seconds, p.MsgsPerSec,
-			p.CallP50Ms, p.CallP99Ms)
+		logf("  %d messages in %.2fs: %.0f msgs/s, pull p50 %.2f ms p99 %.2f ms, %.0f bodies copied out of shared fetch responses",
+			p.Messages, p.Seconds, p.MsgsPerSec, p.CallP50Ms, p.CallP99Ms, p.SharedCopies)
 	}
 	d2, err := direct("direct-after", "bench-direct-after")
 	if err != nil {
@@ -610,6 +616,24 @@ func printReport(w io.Writer, r *report) {
 	for _, n := range r.Notes {
 		fmt.Fprintln(w, "  - "+n)
 	}
+}
+
+// sharedCopies is cproxy's count of bodies its Kafka members of group
+// copied out of shared fetch responses (0 when there is no such series, as
+// on RocketMQ, or the scrape failed).
+func sharedCopies(admin, group string) float64 {
+	m, err := bu.ScrapeMetrics(&http.Client{Timeout: 2 * time.Second}, admin)
+	if err != nil {
+		logf("scrape %s: %v", admin, err)
+		return 0
+	}
+	n := 0.0
+	for series, v := range m {
+		if strings.HasPrefix(series, "carrera_kafka_consumer_shared_copies_total{") && strings.Contains(series, `group="`+group+`"`) {
+			n += v
+		}
+	}
+	return n
 }
 
 // claimBufBytes bounds the converted deliveries a backend buffers per

@@ -54,7 +54,7 @@ func (b *kafkaBackend) GroupConsumer(u *config.UnitView) (mq.GroupConsumer, erro
 		InitialOffset:  u.Kafka.InitialOffset(),
 		SessionTimeout: b.timings.SessionTimeout, HeartbeatInterval: b.timings.HeartbeatInterval,
 		RebalanceTimeout: b.timings.RebalanceTimeout, CommitInterval: b.timings.CommitInterval,
-		FetchMaxWait: b.timings.FetchMaxWait,
+		FetchMaxWait: b.timings.FetchMaxWait, Registerer: b.reg,
 	}
 	n := kafkaMembers(u)
 	ms := make(mq.Members, n)

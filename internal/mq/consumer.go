@@ -1,6 +1,7 @@
 package mq
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"time"
@@ -18,11 +19,30 @@ type Delivery struct {
 	// names; Kafka: the record headers except TAGS). Nil when none.
 	Properties map[string]string
 	Timestamp  time.Time
+	// Shared reports that Body is a window into a buffer of the backend
+	// that holds other messages too (Kafka: sarama's whole fetch
+	// response), which the delivery keeps alive. A holder that may keep
+	// the delivery for long replaces it with Owned() (see ShareGate).
+	Shared bool
 	// Handle is backend-private state that the backend's own later
 	// operations on this message need (RocketMQ: what SendBack needs — the
 	// broker, commit-log offset and message id); nil for Kafka. Callers
 	// pass it through unchanged.
 	Handle any
+}
+
+// Owned returns d when its body is its own, else a copy of d whose body
+// is copied out of the shared buffer. d itself is never modified:
+// deliveries are immutable once handed on, so holders of d (a pull reply
+// being written) keep reading it safely.
+func (d *Delivery) Owned() *Delivery {
+	if !d.Shared {
+		return d
+	}
+	c := *d
+	c.Body = bytes.Clone(d.Body)
+	c.Shared = false
+	return &c
 }
 
 // SendBacker is implemented by backends with a broker-side retry path

@@ -142,6 +142,7 @@ func (h *claimHandler) Claim(c mq.Claim) {
 	// pending holds deliveries read from the claim but not admitted yet, in
 	// offset order; the head is blocked by a limit until p.wake.
 	pending := make([]*mq.Delivery, 0, admitBatch)
+	pendingSince := int64(-1) // see ownPending
 	for {
 		if len(pending) == 0 {
 			select {
@@ -175,7 +176,66 @@ func (h *claimHandler) Claim(c mq.Claim) {
 			pending = topUp(msgs, pending)
 			n := e.admit(p, pending)
 			pending = pending[:copy(pending, pending[n:])]
+			e.ownPending(pending, &pendingSince)
 		}
+	}
+}
+
+// ShareWindow bounds how long the engine keeps a shared delivery
+// (mq.Delivery.Shared, a window into a whole Kafka fetch response): a job
+// still unfinished when the deliveries admitted after it reach this many
+// body bytes gets its own copy. A pull→submit round trip finishes a job
+// within a few hundred KiB of admissions at full speed, so copies are for
+// the stragglers (a slow or vanished consumer, a retry wait), which would
+// otherwise pin a response each.
+const ShareWindow = 8 << 20
+
+// trackSharedLocked stamps a job admitted with a shared delivery and gives
+// the jobs admitted ShareWindow before it their own copies.
+func (e *Engine) trackSharedLocked(j *job) {
+	at := e.shareClock.Add(int64(len(j.d.Body)) + 64)
+	e.sharedJobs.pushBack(sharedJob{j: j, at: at})
+	for e.sharedJobs.len() > 0 {
+		old := e.sharedJobs.front()
+		if at-old.at <= ShareWindow {
+			break
+		}
+		e.sharedJobs.popFront()
+		e.ownLocked(old.j)
+	}
+}
+
+// ownLocked replaces the shared delivery of an unfinished job with its own
+// copy. The delivery itself is not changed: a pull reply being written from
+// it outside the lock keeps reading it. Jobs waiting for a dead-letter
+// publish were given theirs on the way in (the worker reads j.d unlocked).
+func (e *Engine) ownLocked(j *job) {
+	if j.state != stDone && j.state != stDeadLetter && j.d.Shared {
+		j.d = j.d.Owned()
+	}
+}
+
+// ownPending bounds how long a reader's pending deliveries (read from the
+// claim, not admitted yet: a limit holds them) keep shared fetch responses
+// alive: once the engine admitted ShareWindow bytes of shared
+// deliveries since *since (the clock when pending last became non-empty, or
+// when it was last owned; -1 = empty), every pending delivery is given its
+// own copy. A reader that admits one message per wake (a rate limit)
+// would otherwise hold the other 63 for as long as the limit lasts.
+func (e *Engine) ownPending(pending []*mq.Delivery, since *int64) {
+	if len(pending) == 0 {
+		*since = -1
+		return
+	}
+	now := e.shareClock.Load()
+	switch {
+	case *since < 0:
+		*since = now
+	case now-*since > ShareWindow:
+		for i, d := range pending {
+			pending[i] = d.Owned()
+		}
+		*since = now
 	}
 }
 
@@ -482,6 +542,9 @@ func (e *Engine) admitLocked(p *part, d *mq.Delivery, now time.Time) bool {
 	ut.unfinished++
 	e.unfinished++
 	e.bytes += size
+	if d.Shared {
+		e.trackSharedLocked(j)
+	}
 
 	if s.Order == config.OrderKey && d.Key != "" {
 		j.key, j.chained = d.Key, true

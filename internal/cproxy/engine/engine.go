@@ -154,6 +154,18 @@ type Engine struct {
 	inFlight   int
 	dirty      []*unitTopic // units whose gauges and counters lag (see unlock)
 	pubBytes   int64        // e.bytes as last published
+	// sharedJobs are the jobs admitted with a shared delivery, by their
+	// shareClock stamp; ownAgedLocked gives the unfinished ones their own
+	// copy once shareClock moved ShareWindow past them.
+	sharedJobs deque[sharedJob]
+	// shareClock counts the body bytes (plus 64 each) of shared deliveries
+	// admitted; written under mu, read by claim readers without it.
+	shareClock atomic.Int64
+}
+
+type sharedJob struct {
+	j  *job
+	at int64
 }
 
 // unitTopic is the state of one subscription unit (topic on a cluster).

@@ -509,6 +509,7 @@ func (e *Engine) exhaustLocked(j *job, reason string, now time.Time) {
 	p := j.p
 	s := &p.ut.s
 	if s.DeadLetterTopic != "" && e.deadLetter != nil {
+		j.d = j.d.Owned() // the worker holds it unlocked, maybe for long
 		e.setStateLocked(j, stDeadLetter)
 		j.dlTopic, j.dlReason = s.DeadLetterTopic, reason
 		e.dlq.pushBack(j)

@@ -1,7 +1,6 @@
 package kafka
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +30,10 @@ type GroupConsumer struct {
 	cfg     *sarama.Config
 	log     *zap.Logger
 	started atomic.Bool
+	// gate bounds the fetch responses that shared bodies queued in the
+	// claim channels keep alive (mq.ShareWindow): the member's sarama
+	// client reads all of its claims' responses.
+	gate *mq.ShareGate
 }
 
 // NewGroupConsumer validates opts. It does not contact the brokers: Run
@@ -49,6 +52,7 @@ func NewGroupConsumer(opts ConsumerOptions, log *zap.Logger) (*GroupConsumer, er
 	return &GroupConsumer{
 		opts: opts,
 		cfg:  cfg,
+		gate: mq.NewShareGate(sharedCopies(opts.Registerer, opts.Cluster, opts.Group)),
 		log: log.With(zap.String("cluster", opts.Cluster), zap.String("group", opts.Group),
 			zap.Strings("topics", opts.Topics)),
 	}, nil
@@ -283,7 +287,7 @@ func (s *session) ConsumeClaim(sess sarama.ConsumerGroupSession, sc sarama.Consu
 		defer close(pumpDone)
 		defer close(c.msgs)
 		defer cancel()
-		if !pump(ctx, sc.Messages(), c.msgs) && sess.Context().Err() == nil {
+		if !pump(ctx, sc.Messages(), s.g.gate.Sender(c.msgs)) && sess.Context().Err() == nil {
 			// sarama gave the partition up (e.g. an offset out of range
 			// mid-stream); ending the claim ends the generation and the
 			// member rejoins.
@@ -320,10 +324,10 @@ func (s *session) initialFor(topic string, partition int32, start int64) mq.Comm
 	return mq.CommittedOffset{Offset: start}
 }
 
-// pump converts and forwards messages until in closes (false) or ctx is
-// done (true).
-func pump(ctx context.Context, in <-chan *sarama.ConsumerMessage, out chan<- *mq.Delivery) bool {
-	s := mq.NewBoundedSender(out)
+// pump converts and forwards messages through s until in closes (false) or
+// ctx is done (true); it closes s.
+func pump(ctx context.Context, in <-chan *sarama.ConsumerMessage, s *mq.BoundedSender) bool {
+	defer s.Close()
 	for {
 		select {
 		case m, ok := <-in:
@@ -345,10 +349,11 @@ func messageDelivery(m *sarama.ConsumerMessage) *mq.Delivery {
 		Partition: m.Partition,
 		Offset:    m.Offset,
 		Key:       string(m.Key),
-		// Copied: sarama's value is a window into the whole fetch response
-		// (up to 1 MiB per partition), which one unacknowledged message
-		// would otherwise keep alive.
-		Body:      bytes.Clone(m.Value),
+		// Not copied: sarama's value is a window into the whole fetch
+		// response. The member's ShareGate and the engine bound how long
+		// such windows are held (DESIGN.md 27); the holders copy the rest.
+		Body:      m.Value,
+		Shared:    len(m.Value) > 0,
 		Timestamp: recordTime(m.Timestamp),
 	}
 	d.Tags, d.Properties = headerFields(m.Headers)

@@ -63,7 +63,8 @@ type ConsumerOptions struct {
 	// min); the group leader also checks the subscribed topics' partition
 	// counts at this period and rebalances when they change.
 	MetadataMaxAge time.Duration
-	// Registerer is reserved for consumer metrics; none are exported yet.
+	// Registerer, if set, receives the consumer's metrics
+	// (carrera_kafka_consumer_shared_copies_total).
 	Registerer prometheus.Registerer
 }
 

@@ -447,7 +447,10 @@ func TestConsumedRecordLayout(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	check := func(t *testing.T, got []*mq.Delivery) {
+	// The group consumer hands bodies out as windows into the fetch
+	// response (Shared; the engine and the member's ShareGate bound how
+	// long); Fetch copies them (its caller keeps them as long as it likes).
+	check := func(t *testing.T, got []*mq.Delivery, shared bool) {
 		t.Helper()
 		if len(got) != 3 {
 			t.Fatalf("%d deliveries", len(got))
@@ -459,6 +462,9 @@ func TestConsumedRecordLayout(t *testing.T) {
 				(d.Properties == nil) != (rec.Properties == nil) {
 				t.Errorf("delivery %d: %+v, want record %+v", i, d, rec)
 			}
+			if d.Shared != shared {
+				t.Errorf("delivery %d: Shared %v, want %v", i, d.Shared, shared)
+			}
 			if d.Timestamp.Before(before) || d.Timestamp.After(time.Now().Add(time.Second)) {
 				t.Errorf("delivery %d: timestamp %v", i, d.Timestamp)
 			}
@@ -467,7 +473,7 @@ func TestConsumedRecordLayout(t *testing.T) {
 	t.Run("GroupConsumer", func(t *testing.T) {
 		h := newTestHandler()
 		runMember(t, consumerOptions(k, "g-layout", "layout-c"), h)
-		check(t, h.receive(t, 3))
+		check(t, h.receive(t, 3), true)
 	})
 	t.Run("Fetch", func(t *testing.T) {
 		got, next, err := newTestReader(t, k).Fetch(ctxT(t), "layout-c", 0, 0, 10, 0)
@@ -477,7 +483,7 @@ func TestConsumedRecordLayout(t *testing.T) {
 		if next != 3 {
 			t.Errorf("next %d, want 3", next)
 		}
-		check(t, got)
+		check(t, got, false)
 	})
 }
 

@@ -140,3 +140,30 @@ func saramaRecordsPerRequest(r metrics.Registry) (requests uint64, records float
 	}
 	return uint64(snap.Count()), float64(m.Snapshot().Count()), q
 }
+
+var sharedCopiesOpts = prometheus.CounterOpts{
+	Name: "carrera_kafka_consumer_shared_copies_total",
+	Help: "Fetched message bodies copied because a claim channel of the member held a body shared with " +
+		"sarama's fetch response for more than mq.ShareWindow of the member's traffic (a claim reader stopped " +
+		"by a limit or a slow consumer); otherwise bodies stay windows into the responses.",
+}
+
+// sharedCopies returns the increment of the (cluster, group) child of the
+// shared-copies counter registered with reg (registered by the first
+// consumer, shared by the others), or nil without reg.
+func sharedCopies(reg prometheus.Registerer, cluster, group string) func() {
+	if reg == nil {
+		return nil
+	}
+	v := prometheus.NewCounterVec(sharedCopiesOpts, []string{"cluster", "group"})
+	if err := reg.Register(v); err != nil {
+		are, ok := err.(prometheus.AlreadyRegisteredError)
+		if !ok {
+			return nil
+		}
+		if v, ok = are.ExistingCollector.(*prometheus.CounterVec); !ok {
+			return nil
+		}
+	}
+	return v.WithLabelValues(cluster, group).Inc
+}

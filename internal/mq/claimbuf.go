@@ -107,10 +107,14 @@ func (s *BoundedSender) Send(ctx context.Context, d *Delivery) bool {
 			}
 		}
 	}
-	select {
+	select { // a send that does not block first (see kafka's pump)
 	case s.out <- d:
-	case <-ctx.Done():
-		return false
+	default:
+		select {
+		case s.out <- d:
+		case <-ctx.Done():
+			return false
+		}
 	}
 	if s.gate != nil {
 		s.smu.Lock()

@@ -329,15 +329,24 @@ func (s *session) initialFor(topic string, partition int32, start int64) mq.Comm
 func pump(ctx context.Context, in <-chan *sarama.ConsumerMessage, s *mq.BoundedSender) bool {
 	defer s.Close()
 	for {
+		var m *sarama.ConsumerMessage
+		var ok bool
+		// A receive that does not block first: a two-case select costs a
+		// lock of both channels per message (8 % of cproxy's CPU at C=16
+		// with Send's). ctx is seen when in runs dry or Send blocks.
 		select {
-		case m, ok := <-in:
-			if !ok {
-				return false
-			}
-			if !s.Send(ctx, messageDelivery(m)) {
+		case m, ok = <-in:
+		default:
+			select {
+			case m, ok = <-in:
+			case <-ctx.Done():
 				return true
 			}
-		case <-ctx.Done():
+		}
+		if !ok {
+			return false
+		}
+		if !s.Send(ctx, messageDelivery(m)) {
 			return true
 		}
 	}

@@ -93,7 +93,7 @@ type part struct {
 	lastCommit mq.CommittedOffset
 	metaBuf    []byte
 
-	jobs        map[int64]*job // unfinished jobs by offset
+	jobs        jobIndex       // unfinished jobs by offset
 	ready       deque[*job]    // fresh jobs (and released key-chain heads)
 	redo        deque[*job]    // nacked jobs whose retry delay elapsed
 	expired     deque[*job]    // timed-out jobs (stale entries skipped)
@@ -298,7 +298,6 @@ func (e *Engine) openPart(cluster string, c mq.Claim) *part {
 		tracker:    tr,
 		first:      true,
 		lastCommit: mq.CommittedOffset{Offset: init.Offset, Metadata: init.Metadata},
-		jobs:       map[int64]*job{},
 		commitTm:   timer{kind: tCommit, idx: -1},
 		limitTm:    timer{kind: tLimiter, idx: -1},
 	}
@@ -350,7 +349,7 @@ func (e *Engine) discardLocked(p *part, now time.Time) {
 	e.timers.cancel(&p.limitTm)
 	ut := p.ut
 	var keys map[string]bool
-	for _, j := range p.jobs {
+	p.jobs.each(func(j *job) {
 		e.timers.cancel(&j.tm)
 		e.leaveHandoutLocked(j)
 		if j.chained {
@@ -361,8 +360,8 @@ func (e *Engine) discardLocked(p *part, now time.Time) {
 		}
 		e.setStateLocked(j, stDone)
 		e.releaseLocked(j)
-	}
-	p.jobs = nil
+	})
+	p.jobs = jobIndex{}
 	p.ready.clear()
 	p.redo.clear()
 	p.expired.clear()
@@ -538,7 +537,7 @@ func (e *Engine) admitLocked(p *part, d *mq.Delivery, now time.Time) bool {
 	}
 	j := &job{d: d, p: p, off: d.Offset, size: size, nackIdx: -1}
 	j.tm = timer{idx: -1, job: j}
-	p.jobs[j.off] = j
+	p.jobs.add(j)
 	ut.unfinished++
 	e.unfinished++
 	e.bytes += size

@@ -81,3 +81,9 @@ func (d *deque[T]) filter(keep func(T) bool) {
 
 // clear removes every element.
 func (d *deque[T]) clear() { *d = deque[T]{} }
+
+// at returns the i-th element from the front; 0 <= i < len().
+func (d *deque[T]) at(i int) T { return d.buf[(d.head+i)&(len(d.buf)-1)] }
+
+// set replaces the i-th element from the front; 0 <= i < len().
+func (d *deque[T]) set(i int, v T) { d.buf[(d.head+i)&(len(d.buf)-1)] = v }

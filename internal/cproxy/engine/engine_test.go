@@ -613,7 +613,7 @@ func (h *harness) unfinished(topic, qid string) int {
 	if p == nil {
 		return -1
 	}
-	return len(p.jobs)
+	return p.jobs.len()
 }
 
 func TestLagBlocksOnlyItsPartition(t *testing.T) {

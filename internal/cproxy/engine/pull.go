@@ -107,7 +107,7 @@ func (e *Engine) expireHandoutLocked(h *handout, now time.Time) {
 // inFlightJob returns the job at off if it is handed out (in flight or
 // timed out and not yet handed out again), else nil.
 func (p *part) inFlightJob(off int64) *job {
-	j := p.jobs[off]
+	j := p.jobs.get(off)
 	if j == nil || (j.state != stInFlight && j.state != stExpired) {
 		return nil
 	}
@@ -536,7 +536,7 @@ func (e *Engine) finishLocked(j *job, now time.Time) {
 	ut := p.ut
 	e.timers.cancel(&j.tm)
 	e.leaveHandoutLocked(j)
-	delete(p.jobs, j.off)
+	p.jobs.remove(j)
 	e.setStateLocked(j, stDone)
 	e.releaseLocked(j)
 	if p.tracker.Done(j.off) {

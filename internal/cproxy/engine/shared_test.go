@@ -24,10 +24,10 @@ func (h *harness) jobDelivery(topic string, off int64) *mq.Delivery {
 	h.e.mu.Lock()
 	defer h.e.mu.Unlock()
 	p := h.e.parts[partKey{topic: topic, qid: KafkaQID(cluster, topic, 0)}]
-	if p == nil || p.jobs[off] == nil {
+	if p == nil || p.jobs.get(off) == nil {
 		return nil
 	}
-	return p.jobs[off].d
+	return p.jobs.get(off).d
 }
 
 // passShared admits, pulls and acknowledges shared messages of topic until

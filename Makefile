@@ -60,6 +60,8 @@ FORCE:
 .PHONY: vet
 vet:
 	$(GO) vet ./...
+	@unformatted=$$("$$($(GO) env GOROOT)/bin/gofmt" -l cmd internal) || exit 1; \
+	if [ -n "$$unformatted" ]; then echo "gofmt -l: not formatted:"; echo "$$unformatted"; exit 1; fi
 
 .PHONY: test
 test: deps check-generate vet

@@ -93,12 +93,12 @@ type part struct {
 	lastCommit mq.CommittedOffset
 	metaBuf    []byte
 
-	jobs        jobIndex       // unfinished jobs by offset
-	ready       deque[*job]    // fresh jobs (and released key-chain heads)
-	redo        deque[*job]    // nacked jobs whose retry delay elapsed
-	expired     deque[*job]    // timed-out jobs (stale entries skipped)
-	expiredLive int            // entries of expired in state stExpired
-	batchLeft   int            // OrderQID: unfinished jobs of the outstanding batch
+	jobs        jobIndex    // unfinished jobs by offset
+	ready       deque[*job] // fresh jobs (and released key-chain heads)
+	redo        deque[*job] // nacked jobs whose retry delay elapsed
+	expired     deque[*job] // timed-out jobs (stale entries skipped)
+	expiredLive int         // entries of expired in state stExpired
+	batchLeft   int         // OrderQID: unfinished jobs of the outstanding batch
 
 	inAll, inTopic bool // queued in Engine.all / Engine.byTopic
 

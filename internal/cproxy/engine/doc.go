@@ -19,10 +19,13 @@
 //
 // A part is one claimed partition (one mq.Claim), named by its (topic, qid);
 // the QID is "<cluster>_<partition>" (Options.QID). It owns an
-// offset.Tracker, the unfinished jobs by offset, a FIFO of fresh jobs, a
-// FIFO of nacked jobs due for retry, a FIFO of timed-out jobs and the
-// in-flight map (offset → job; a timed-out job stays in it until it is
-// redelivered, so whichever receiver acknowledges first decides). Parts with
+// offset.Tracker, the unfinished jobs by offset (jobIndex: a ring in
+// offset order; a timed-out job stays in it until it is redelivered, so
+// whichever receiver acknowledges first decides), a FIFO of fresh jobs, a
+// FIFO of nacked jobs due for retry and a FIFO of timed-out jobs. Jobs
+// admitted with a shared Kafka body are also in a group-wide FIFO that
+// copies the bodies of the ones still unfinished ShareWindow later
+// (DESIGN.md 27). Parts with
 // work sit in a group-wide and a per-topic round-robin queue. A unitTopic
 // (topic on a cluster) holds the Settings, the rate limiter, the
 // concurrency count and the key chains of OrderKey.

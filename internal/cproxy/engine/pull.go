@@ -336,9 +336,12 @@ func (e *Engine) buildBatchLocked(p *part, maxMsgs int, now time.Time) (Batch, u
 	}
 	e.pullSeq++
 	seq := e.pullSeq
-	var msgs []*mq.Delivery
+	// Sized once: growing both slices by appends cost a dozen allocations
+	// per pull.
+	avail := min(n, p.expiredLive+p.redo.len()+p.ready.len())
+	msgs := make([]*mq.Delivery, 0, avail)
 	var bytes int64
-	h := &handout{tm: timer{kind: tHandoutDeadline, idx: -1}}
+	h := &handout{tm: timer{kind: tHandoutDeadline, idx: -1}, jobs: make([]*job, 0, avail)}
 	h.tm.h = h
 	room := func() bool { return len(msgs) < n && bytes < e.maxRecv }
 	take := func(j *job, reason string) {

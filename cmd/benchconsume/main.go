@@ -454,11 +454,16 @@ func bench(ctx context.Context, o *options, cl *bu.Cleanups) (*report, error) {
 		p := phase{Name: fmt.Sprintf("cproxy-%d", c), Path: "cproxy", Conns: c}
 		p.from(ct)
 		m.fill(&p)
-		p.SharedCopies = sharedCopies(s.adminAddr, groupName(c))
+		var found bool
+		p.SharedCopies, found = sharedCopies(s.adminAddr, groupName(c))
 		rep.Phases = append(rep.Phases, p)
 		proxied = append(proxied, p)
-		logf("  %d messages in %.2fs: %.0f msgs/s, pull p50 %.2f ms p99 %.2f ms, %.0f bodies copied out of shared fetch responses",
-			p.Messages, p.Seconds, p.MsgsPerSec, p.CallP50Ms, p.CallP99Ms, p.SharedCopies)
+		copies := ""
+		if found {
+			copies = fmt.Sprintf(", %.0f bodies copied out of shared fetch responses", p.SharedCopies)
+		}
+		logf("  %d messages in %.2fs: %.0f msgs/s, pull p50 %.2f ms p99 %.2f ms%s",
+			p.Messages, p.Seconds, p.MsgsPerSec, p.CallP50Ms, p.CallP99Ms, copies)
 	}
 	d2, err := direct("direct-after", "bench-direct-after")
 	if err != nil {
@@ -619,21 +624,20 @@ func printReport(w io.Writer, r *report) {
 }
 
 // sharedCopies is cproxy's count of bodies its Kafka members of group
-// copied out of shared fetch responses (0 when there is no such series, as
-// on RocketMQ, or the scrape failed).
-func sharedCopies(admin, group string) float64 {
+// copied out of shared fetch responses; found is false when cproxy exports
+// no such series (RocketMQ) or the scrape failed.
+func sharedCopies(admin, group string) (n float64, found bool) {
 	m, err := bu.ScrapeMetrics(&http.Client{Timeout: 2 * time.Second}, admin)
 	if err != nil {
 		logf("scrape %s: %v", admin, err)
-		return 0
+		return 0, false
 	}
-	n := 0.0
 	for series, v := range m {
 		if strings.HasPrefix(series, "carrera_kafka_consumer_shared_copies_total{") && strings.Contains(series, `group="`+group+`"`) {
-			n += v
+			n, found = n+v, true
 		}
 	}
-	return n
+	return n, found
 }
 
 // claimBufBytes bounds the converted deliveries a backend buffers per

@@ -33,6 +33,7 @@ type rig struct {
 	cacheDir string
 	addr     string
 	admin    string
+	stopMu   sync.Mutex // stop may run from a test goroutine and from Cleanup
 	cancel   context.CancelFunc
 	done     chan error
 }
@@ -120,6 +121,8 @@ func (r *rig) start() {
 }
 
 func (r *rig) stop() {
+	r.stopMu.Lock()
+	defer r.stopMu.Unlock()
 	if r.cancel == nil {
 		return
 	}

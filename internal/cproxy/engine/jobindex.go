@@ -21,12 +21,35 @@ type jobSlot struct {
 
 func (x *jobIndex) len() int { return x.live }
 
-// add appends j, whose offset must be above every offset added before.
+// add inserts j. Its offset is above every offset added before (the
+// tracker starts offsets in ascending order), so it is appended; an offset
+// out of order is inserted in its place the slow way rather than breaking
+// the order, and an offset already present is replaced.
 func (x *jobIndex) add(j *job) {
-	if n := x.q.len(); n > 0 && x.q.at(n-1).off >= j.off {
-		panic("engine: job offsets out of order")
+	n := x.q.len()
+	if n == 0 || x.q.at(n-1).off < j.off {
+		x.q.pushBack(jobSlot{off: j.off, j: j})
+		x.live++
+		return
 	}
-	x.q.pushBack(jobSlot{off: j.off, j: j})
+	if i := x.find(j.off); i >= 0 {
+		if x.q.at(i).j == nil {
+			x.live++
+		}
+		x.q.set(i, jobSlot{off: j.off, j: j})
+		return
+	}
+	slots := make([]jobSlot, 0, n+1)
+	for i := range n {
+		if s := x.q.at(i); s.off > j.off && (len(slots) == 0 || slots[len(slots)-1].off < j.off) {
+			slots = append(slots, jobSlot{off: j.off, j: j})
+		}
+		slots = append(slots, x.q.at(i))
+	}
+	x.q.clear()
+	for _, s := range slots {
+		x.q.pushBack(s)
+	}
 	x.live++
 }
 

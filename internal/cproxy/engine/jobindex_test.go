@@ -2,6 +2,7 @@ package engine
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -61,5 +62,28 @@ func TestJobIndexMatchesAMap(t *testing.T) {
 	}
 	if x.get(next+1) != nil || x.get(0) != nil {
 		t.Fatal("found an offset never added")
+	}
+}
+
+// TestJobIndexOutOfOrderAdd: an offset below the newest (which the tracker
+// never starts) is still found in its place, and one added twice is
+// replaced, not counted twice.
+func TestJobIndexOutOfOrderAdd(t *testing.T) {
+	var x jobIndex
+	for _, off := range []int64{10, 20, 30} {
+		x.add(&job{off: off})
+	}
+	j15, j5 := &job{off: 15}, &job{off: 5}
+	x.add(j15)
+	x.add(j5)
+	again := &job{off: 20}
+	x.add(again)
+	var got []int64
+	x.each(func(j *job) { got = append(got, j.off) })
+	if want := []int64{5, 10, 15, 20, 30}; !slices.Equal(got, want) || x.len() != 5 {
+		t.Fatalf("offsets %v (len %d), want %v", got, x.len(), want)
+	}
+	if x.get(15) != j15 || x.get(5) != j5 || x.get(20) != again {
+		t.Fatal("lookup after out-of-order adds")
 	}
 }

@@ -172,7 +172,7 @@ func (k *kafkaBackend) rssPerGroup(o *options) float64 {
 		// read within mq.ShareWindow of each member's traffic plus the one in
 		// progress; in the engine, those holding the last engine.ShareWindow
 		// of admitted bodies plus one.
-		o.fetchThreads*mq.ShareWindow + response + engine.ShareWindow + response)
+		o.fetchThreads*mq.ShareWindow + engine.ShareWindow + 2*response)
 }
 
 func (k *kafkaBackend) notes(o *options) []string {

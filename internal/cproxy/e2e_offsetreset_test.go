@@ -51,17 +51,10 @@ func TestE2EFetchThreadsRunsMembers(t *testing.T) {
 	if state, members := groupMembers(t, s.kafka, group); members != 2 {
 		t.Fatalf("broker group %s: state %q with %d members, want 2 (fetchThreads 2)", group, state, members)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ok, detail := statsCaughtUp(c, group, topic, 4)
-		if ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("committed offsets never reached the high watermarks: %s", detail)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, "committed offsets reach the high watermarks", func() bool {
+		ok, _ := statsCaughtUp(c, group, topic, 4)
+		return ok
+	})
 }
 
 // startEarliest seeds the /cproxy node, with auto.offset.reset=earliest on

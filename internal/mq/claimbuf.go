@@ -101,7 +101,6 @@ func (s *BoundedSender) Send(ctx context.Context, d *Delivery) bool {
 		} else {
 			// d is not handed on yet: it can still be changed in place.
 			d.Body, d.Shared = bytes.Clone(d.Body), false
-			s.gate.copied.Add(1)
 			if s.gate.onCopy != nil {
 				s.gate.onCopy()
 			}
@@ -144,9 +143,10 @@ func (s *BoundedSender) Send(ctx context.Context, d *Delivery) bool {
 // copies as if it had no gate until that reader drains its channel.
 const ShareWindow = 16 << 20
 
-// shareOverhead is what one message adds to a ShareGate clock besides its
-// body, so that messages with empty bodies advance it too.
-const shareOverhead = 64
+// ShareCost is what a message with a body of size bytes adds to a clock
+// of shared bodies (a ShareGate's, the engine's): its body plus 64, so that
+// messages with empty bodies advance it too.
+func ShareCost(size int) int64 { return int64(size) + 64 }
 
 // shareScanEvery is the clock distance between two computations of the
 // oldest queued shared delivery; in between the gate uses the last one,
@@ -158,11 +158,10 @@ const shareScanEvery = 256 << 10
 // deliveries in claim channels (ShareWindow). Create its senders with
 // Sender; a gate is safe for concurrent use by them.
 type ShareGate struct {
-	clock  atomic.Int64 // body bytes (plus shareOverhead each) sent shared or gated
+	clock  atomic.Int64 // ShareCost of every delivery sent shared or gated
 	oldest atomic.Int64 // stamp of the oldest queued shared delivery at the last scan
 	scanAt atomic.Int64 // clock value from which the next admit rescans
-	copied atomic.Int64
-	onCopy func() // nil, or called for each copy
+	onCopy func()       // nil, or called for each copy
 
 	mu      sync.Mutex // guards senders; taken before a sender's smu
 	senders map[*BoundedSender]struct{}
@@ -187,14 +186,10 @@ func (g *ShareGate) Sender(out chan<- *Delivery) *BoundedSender {
 	return s
 }
 
-// Copied is the number of shared deliveries the gate made copy their
-// bodies.
-func (g *ShareGate) Copied() int64 { return g.copied.Load() }
-
 // admit advances the clock by one delivery of size body bytes and reports
 // its stamp and whether it may be sent shared.
 func (g *ShareGate) admit(size int) (stamp int64, ok bool) {
-	stamp = g.clock.Add(int64(size) + shareOverhead)
+	stamp = g.clock.Add(ShareCost(size))
 	if stamp >= g.scanAt.Load() {
 		g.mu.Lock()
 		if stamp >= g.scanAt.Load() {

@@ -35,13 +35,11 @@ func (ms Members) Run(ctx context.Context, h ClaimHandler) error {
 	errs := make([]error, len(ms))
 	var wg sync.WaitGroup
 	for i, m := range ms {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			if errs[i] = m.Run(ctx, &memberHandler{u: u, i: i}); errs[i] != nil {
 				cancel()
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)

@@ -27,16 +27,15 @@ type groupKey struct {
 	target  int32
 }
 
-type batchGroup struct {
-	p     mq.Producer
-	lease *Lease
-	recs  []*mq.Record
-}
-
 // leased is a producer taken from the registry for one batch.
 type leased struct {
 	p     mq.Producer
 	lease *Lease
+}
+
+type batchGroup struct {
+	leased
+	recs []*mq.Record
 }
 
 // SendBatchSync implements ProducerService.sendBatchSync (behaviour.md
@@ -146,7 +145,7 @@ func (h *Handler) sendBatch(ctx context.Context, snap *config.PProxySnapshot, ms
 		k := groupKey{cluster: cluster, topic: m.Topic, target: target.Partition}
 		g, ok := groups[k]
 		if !ok {
-			g = &batchGroup{p: p, lease: l.lease}
+			g = &batchGroup{leased: l}
 			groups[k] = g
 			order = append(order, k)
 		}

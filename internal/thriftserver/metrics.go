@@ -1,10 +1,10 @@
 package thriftserver
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/ddmq-go/carrera/internal/promx"
 )
 
 // metrics are the server's Prometheus collectors. Every metric carries the
@@ -59,19 +59,12 @@ func newMetrics(name string, reg prometheus.Registerer, log *zap.Logger) *metric
 	return m
 }
 
-// register registers c, returning the already registered equivalent if any.
+// register registers c through promx.Register, logging a refusal.
 func register[C prometheus.Collector](reg prometheus.Registerer, c C, log *zap.Logger) C {
-	err := reg.Register(c)
-	if err == nil {
-		return c
+	c, err := promx.Register(reg, c)
+	if err != nil {
+		log.Warn("thrift server: metric registration failed", zap.Error(err))
 	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing
-		}
-	}
-	log.Warn("thrift server: metric registration failed", zap.Error(err))
 	return c
 }
 

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ddmq-go/carrera/internal/config"
+	"github.com/ddmq-go/carrera/internal/promx"
 )
 
 // Node path prefixes inside the chroot (zookeeper-layout.md §2).
@@ -244,33 +245,15 @@ func newSourceMetrics(reg prometheus.Registerer) (*sourceMetrics, error) {
 			Help: "Configuration changes rejected (invalid data); the previous snapshot stayed in force.",
 		}, []string{"reason"}),
 	}
-	if reg != nil {
-		if err := registerOrReuse(reg, &m.reloads); err != nil {
-			return nil, err
-		}
-		if err := registerOrReuse(reg, &m.failures); err != nil {
-			return nil, err
-		}
+	var err error
+	if m.reloads, err = promx.Register(reg, m.reloads); err != nil {
+		return nil, fmt.Errorf("zkconf: register metrics: %w", err)
+	}
+	if m.failures, err = promx.Register(reg, m.failures); err != nil {
+		return nil, fmt.Errorf("zkconf: register metrics: %w", err)
 	}
 	for _, r := range []string{ReasonInvalidNode, ReasonInvalidTopic, ReasonInvalidSnapshot} {
 		m.failures.WithLabelValues(r) // export zeros
 	}
 	return m, nil
-}
-
-// registerOrReuse registers *c, or replaces it by the collector already
-// registered under the same name.
-func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, c *C) error {
-	err := reg.Register(*c)
-	if err == nil {
-		return nil
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			*c = existing
-			return nil
-		}
-	}
-	return fmt.Errorf("zkconf: register metrics: %w", err)
 }

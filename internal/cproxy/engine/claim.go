@@ -193,7 +193,7 @@ const ShareWindow = 8 << 20
 // trackSharedLocked stamps a job admitted with a shared delivery and gives
 // the jobs admitted ShareWindow before it their own copies.
 func (e *Engine) trackSharedLocked(j *job) {
-	at := e.shareClock.Add(int64(len(j.d.Body)) + 64)
+	at := e.shareClock.Add(mq.ShareCost(len(j.d.Body)))
 	e.sharedJobs.pushBack(sharedJob{j: j, at: at})
 	for e.sharedJobs.len() > 0 {
 		old := e.sharedJobs.front()

@@ -158,8 +158,8 @@ type Engine struct {
 	// shareClock stamp; ownAgedLocked gives the unfinished ones their own
 	// copy once shareClock moved ShareWindow past them.
 	sharedJobs deque[sharedJob]
-	// shareClock counts the body bytes (plus 64 each) of shared deliveries
-	// admitted; written under mu, read by claim readers without it.
+	// shareClock sums the mq.ShareCost of the shared deliveries admitted;
+	// written under mu, read by claim readers without it.
 	shareClock atomic.Int64
 }
 

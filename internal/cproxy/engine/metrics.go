@@ -1,9 +1,9 @@
 package engine
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ddmq-go/carrera/internal/promx"
 )
 
 // Reasons of the redelivered and dropped counters.
@@ -72,21 +72,11 @@ func newMetrics(group string, reg prometheus.Registerer) *metrics {
 }
 
 // register registers c, or returns the equal collector registered before
-// (another engine of the same group). Without a registerer c stays local.
+// (another engine of the same group). Without a registerer c stays local;
+// a collector inconsistent with a foreign one of the same name stays
+// unregistered rather than fail the engine.
 func register[T prometheus.Collector](reg prometheus.Registerer, c T) T {
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if ex, ok := are.ExistingCollector.(T); ok {
-				return ex
-			}
-		}
-		// Inconsistent with a foreign collector of the same name: keep ours
-		// unregistered rather than fail the engine.
-	}
+	c, _ = promx.Register(reg, c)
 	return c
 }
 

@@ -35,7 +35,7 @@ func (h *harness) jobDelivery(topic string, off int64) *mq.Delivery {
 func (h *harness) passShared(topic string) {
 	h.t.Helper()
 	body := bytes.Repeat([]byte{'y'}, 256<<10)
-	for total := 0; total <= ShareWindow; total += len(body) + 64 {
+	for total := int64(0); total <= ShareWindow; total += mq.ShareCost(len(body)) {
 		off := h.appendShared(topic, body)
 		b := h.pull(topic, 1)
 		if len(b.Messages) != 1 || b.Messages[0].Offset != off {

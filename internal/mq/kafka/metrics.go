@@ -7,6 +7,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	metrics "github.com/rcrowley/go-metrics"
 	"go.uber.org/zap"
+
+	"github.com/ddmq-go/carrera/internal/promx"
 )
 
 // Metrics, labelled by Options.Cluster. All producers registered with one
@@ -150,20 +152,8 @@ var sharedCopiesOpts = prometheus.CounterOpts{
 
 // sharedCopies returns the increment of the (cluster, group) child of the
 // shared-copies counter registered with reg (registered by the first
-// consumer, shared by the others), or nil without reg.
+// consumer, shared by the others; local without reg).
 func sharedCopies(reg prometheus.Registerer, cluster, group string) func() {
-	if reg == nil {
-		return nil
-	}
-	v := prometheus.NewCounterVec(sharedCopiesOpts, []string{"cluster", "group"})
-	if err := reg.Register(v); err != nil {
-		are, ok := err.(prometheus.AlreadyRegisteredError)
-		if !ok {
-			return nil
-		}
-		if v, ok = are.ExistingCollector.(*prometheus.CounterVec); !ok {
-			return nil
-		}
-	}
+	v, _ := promx.Register(reg, prometheus.NewCounterVec(sharedCopiesOpts, []string{"cluster", "group"}))
 	return v.WithLabelValues(cluster, group).Inc
 }

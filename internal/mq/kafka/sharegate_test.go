@@ -9,6 +9,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ddmq-go/carrera/internal/mq"
+	"github.com/ddmq-go/carrera/internal/promx"
 )
 
 // stallHandler never reads partition 0 (a reader stopped by a limit) and
@@ -84,22 +85,13 @@ func TestStalledClaimMakesTheMemberCopy(t *testing.T) {
 	if shared < (mq.ShareWindow/size)/2 || copied < n/4 {
 		t.Fatalf("%d shared, %d copied: want the first ones shared and copies once the window passed", shared, copied)
 	}
+	// The consumer's counter, found by registering an equal one.
+	counter, _ := promx.Register(reg, prometheus.NewCounterVec(sharedCopiesOpts, []string{"cluster", "group"}))
 	var m dto.Metric
-	if err := sharedCopiesCounter(t, reg).WithLabelValues("K_test", "g-gate").Write(&m); err != nil {
+	if err := counter.WithLabelValues("K_test", "g-gate").Write(&m); err != nil {
 		t.Fatal(err)
 	}
 	if metric := m.GetCounter().GetValue(); int(metric) != copied {
 		t.Fatalf("carrera_kafka_consumer_shared_copies_total = %v, want %d", m.GetCounter().GetValue(), copied)
 	}
-}
-
-// sharedCopiesCounter is the counter vector registered with reg.
-func sharedCopiesCounter(t *testing.T, reg *prometheus.Registry) *prometheus.CounterVec {
-	t.Helper()
-	err := reg.Register(prometheus.NewCounterVec(sharedCopiesOpts, []string{"cluster", "group"}))
-	are, ok := err.(prometheus.AlreadyRegisteredError)
-	if !ok {
-		t.Fatalf("the consumer registered no counter (Register: %v)", err)
-	}
-	return are.ExistingCollector.(*prometheus.CounterVec)
 }

@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ddmq-go/carrera/internal/mq"
+	"github.com/ddmq-go/carrera/internal/promx"
 )
 
 // Metric vectors, labelled by cluster. Every producer registered with one
@@ -69,16 +70,11 @@ func newProducerMetrics(reg prometheus.Registerer, cluster string, log *zap.Logg
 	return m
 }
 
-// registerCollector registers c, or returns the collector already registered with
-// the same descriptors.
+// registerCollector registers c through promx.Register, logging a
+// refusal.
 func registerCollector[C prometheus.Collector](reg prometheus.Registerer, c C, log *zap.Logger) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
+	c, err := promx.Register(reg, c)
+	if err != nil {
 		log.Warn("rocketmq producer metric not registered", zap.Error(err))
 	}
 	return c

@@ -7,6 +7,12 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/go-zookeeper/zk"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/ddmq-go/carrera/internal/testenv"
 )
 
 // A server that accepts connections but never answers the session request
@@ -89,5 +95,97 @@ func TestHandshakeConnCapsOnlyTheFirstDeadline(t *testing.T) {
 	_ = c.SetWriteDeadline(time.Time{}) // zero: not the handshake's
 	if c.writeDone.Load() {
 		t.Fatal("a zero deadline must not consume the cap")
+	}
+}
+
+// The production Conn never resumes a session on a new TCP connection
+// (go-zookeeper's resume path races, see renewingConn): after a network
+// cut that the server's session would survive, the client comes back on
+// a new session, the old session's watch ends with EventNotWatching, and
+// watches armed on the new session fire.
+func TestRenewingConnOpensANewSessionAfterACut(t *testing.T) {
+	z := testenv.StartZooKeeper(t)
+	testenv.SeedZK(t, z.Addr, "", map[string][]byte{"/n": []byte("v0")})
+	proxy := newCutProxy(t, z.Addr)
+
+	logs, observed := observer.New(zap.InfoLevel)
+	c, events, err := zkDialer(zap.New(logs), time.Second)([]string{proxy.addr()}, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := c.(*renewingConn)
+	closed := false
+	defer func() {
+		if !closed {
+			rc.Close()
+		}
+	}()
+	awaitState := func(want zk.State) {
+		t.Helper()
+		timeout := time.After(resync)
+		for {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					t.Fatalf("events closed waiting for %v", want)
+				}
+				if ev.Type == zk.EventSession && ev.State == want {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("no %v event within %s", want, resync)
+			}
+		}
+	}
+	awaitState(zk.StateHasSession)
+	first := rc.SessionID()
+	if _, _, err := rc.Get("/n"); err != nil {
+		t.Fatal(err)
+	}
+	_, _, oldWatch, err := rc.GetW("/n")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	proxy.setCut(true)
+	awaitState(zk.StateDisconnected)
+	proxy.setCut(false)
+	awaitState(zk.StateHasSession)
+	if second := rc.SessionID(); second == 0 || second == first {
+		t.Fatalf("session after the cut = %#x, before = %#x; want a new one", second, first)
+	}
+	select {
+	case ev := <-oldWatch:
+		if ev.Type != zk.EventNotWatching {
+			t.Fatalf("old session's watch got %+v, want EventNotWatching", ev)
+		}
+	case <-time.After(resync):
+		t.Fatal("the old session's watch never ended")
+	}
+	if n := observed.FilterMessage("ZooKeeper connection lost; opening a new session").Len(); n != 1 {
+		t.Fatalf("renewals logged: %d, want 1", n)
+	}
+
+	data, _, newWatch, err := rc.GetW("/n")
+	if err != nil || string(data) != "v0" {
+		t.Fatalf("GetW on the new session: %q, %v", data, err)
+	}
+	testenv.SeedZK(t, z.Addr, "", map[string][]byte{"/n": []byte("v1")})
+	select {
+	case ev := <-newWatch:
+		if ev.Type != zk.EventNodeDataChanged {
+			t.Fatalf("new watch got %+v", ev)
+		}
+	case <-time.After(resync):
+		t.Fatal("the new session's watch did not fire")
+	}
+
+	rc.Close()
+	closed = true
+	rc.Close() // idempotent
+	for range events {
+	} // closed by Close
+	if _, _, err := rc.Get("/n"); err == nil {
+		t.Fatal("Get after Close succeeded")
 	}
 }

@@ -114,12 +114,7 @@ func TestRenewingConnOpensANewSessionAfterACut(t *testing.T) {
 		t.Fatal(err)
 	}
 	rc := c.(*renewingConn)
-	closed := false
-	defer func() {
-		if !closed {
-			rc.Close()
-		}
-	}()
+	defer rc.Close() // idempotent: also closed below
 	awaitState := func(want zk.State) {
 		t.Helper()
 		timeout := time.After(resync)
@@ -181,7 +176,6 @@ func TestRenewingConnOpensANewSessionAfterACut(t *testing.T) {
 	}
 
 	rc.Close()
-	closed = true
 	rc.Close() // idempotent
 	for range events {
 	} // closed by Close

@@ -155,8 +155,8 @@ type Engine struct {
 	dirty      []*unitTopic // units whose gauges and counters lag (see unlock)
 	pubBytes   int64        // e.bytes as last published
 	// sharedJobs are the jobs admitted with a shared delivery, by their
-	// shareClock stamp; ownAgedLocked gives the unfinished ones their own
-	// copy once shareClock moved ShareWindow past them.
+	// shareClock stamp; trackSharedLocked gives the unfinished ones their
+	// own copy once shareClock moved ShareWindow past them.
 	sharedJobs deque[sharedJob]
 	// shareClock sums the mq.ShareCost of the shared deliveries admitted;
 	// written under mu, read by claim readers without it.

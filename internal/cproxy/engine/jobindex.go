@@ -32,7 +32,8 @@ func (x *jobIndex) add(j *job) {
 		x.live++
 		return
 	}
-	if i := x.find(j.off); i >= 0 {
+	i := x.search(j.off)
+	if x.q.at(i).off == j.off {
 		if x.q.at(i).j == nil {
 			x.live++
 		}
@@ -40,11 +41,11 @@ func (x *jobIndex) add(j *job) {
 		return
 	}
 	slots := make([]jobSlot, 0, n+1)
-	for i := range n {
-		if s := x.q.at(i); s.off > j.off && (len(slots) == 0 || slots[len(slots)-1].off < j.off) {
+	for k := range n {
+		if k == i {
 			slots = append(slots, jobSlot{off: j.off, j: j})
 		}
-		slots = append(slots, x.q.at(i))
+		slots = append(slots, x.q.at(k))
 	}
 	x.q.clear()
 	for _, s := range slots {
@@ -53,8 +54,9 @@ func (x *jobIndex) add(j *job) {
 	x.live++
 }
 
-// find returns the ring index of off, or -1.
-func (x *jobIndex) find(off int64) int {
+// search returns the ring index of the first slot whose offset is not
+// below off (len when there is none).
+func (x *jobIndex) search(off int64) int {
 	lo, hi := 0, x.q.len()
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
@@ -64,8 +66,13 @@ func (x *jobIndex) find(off int64) int {
 			hi = m
 		}
 	}
-	if lo < x.q.len() && x.q.at(lo).off == off {
-		return lo
+	return lo
+}
+
+// find returns the ring index of off, or -1.
+func (x *jobIndex) find(off int64) int {
+	if i := x.search(off); i < x.q.len() && x.q.at(i).off == off {
+		return i
 	}
 	return -1
 }
